@@ -1,0 +1,1 @@
+//! open-streamer application wiring (under construction).

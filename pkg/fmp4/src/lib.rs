@@ -1,0 +1,1 @@
+//! Fragmented MP4 (CMAF) writer: init and media segments.

@@ -1,0 +1,1 @@
+//! MPEG-TS demuxer, muxer and access-point scanner, sans-IO.

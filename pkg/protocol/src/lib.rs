@@ -1,0 +1,1 @@
+//! Input URL detection (under construction).
