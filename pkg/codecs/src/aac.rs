@@ -389,7 +389,7 @@ struct BitWriter {
 impl BitWriter {
     fn put(&mut self, value: u32, n: u32) {
         for i in (0..n).rev() {
-            if self.bits % 8 == 0 {
+            if self.bits & 7 == 0 {
                 self.out.push(0);
             }
             let bit = ((value >> i) & 1) as u8;
@@ -471,14 +471,14 @@ impl AudioSpecificConfig {
         w.sample_rate(self.sample_rate);
         w.put(u32::from(self.channel_config & 0x0F), 4);
         let mut core = self.object_type;
-        if let (Some(ext_rate), Some(core_aot)) =
-            (self.extension_sample_rate, self.core_object_type)
-        {
-            if self.object_type == AOT_SBR || self.object_type == AOT_PS {
+        let explicit_ext = self.object_type == AOT_SBR || self.object_type == AOT_PS;
+        match (self.extension_sample_rate, self.core_object_type) {
+            (Some(ext_rate), Some(core_aot)) if explicit_ext => {
                 w.sample_rate(ext_rate);
                 w.object_type(core_aot);
                 core = core_aot;
             }
+            _ => {}
         }
         if has_ga_specific_config(core) {
             // frameLengthFlag, dependsOnCoreCoder = 0, extensionFlag = 0.
