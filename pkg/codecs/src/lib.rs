@@ -9,7 +9,10 @@
 
 pub mod aac;
 pub mod annexb;
+pub mod bits;
 pub mod codec_string;
+pub mod error;
 pub mod h264;
 pub mod h265;
+pub mod nal;
 pub mod params;
