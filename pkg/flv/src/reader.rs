@@ -146,12 +146,28 @@ impl FlvReader {
         }
     }
 
-    /// Declares the end of input: fails if a header or tag was cut short.
-    /// A missing final PreviousTagSize is tolerated.
+    /// Declares the end of input: fails if the header or a tag was cut short
+    /// (or nothing was received). Call after `pull` returned `Ok(None)` or a
+    /// tag; the final PreviousTagSize may be present, unread, or missing.
     pub fn finish(&self) -> Result<()> {
         match &self.state {
             State::Failed(e) => Err(e.clone()),
-            State::TagHeader | State::PreviousSize(_) if self.buf.is_empty() => Ok(()),
+            State::TagHeader if self.buf.is_empty() => Ok(()),
+            State::PreviousSize(_) if self.buf.is_empty() => Ok(()),
+            State::PreviousSize(expected) if self.buf.len() == PREVIOUS_TAG_SIZE_LEN => {
+                let found = self
+                    .buf
+                    .first_chunk::<PREVIOUS_TAG_SIZE_LEN>()
+                    .map_or(0, |b| u32::from_be_bytes(*b));
+                if self.opts.strict_previous_tag_size && found != *expected {
+                    Err(Error::PreviousTagSize {
+                        expected: *expected,
+                        found,
+                    })
+                } else {
+                    Ok(())
+                }
+            }
             _ => Err(Error::UnexpectedEnd(self.buf.len())),
         }
     }
