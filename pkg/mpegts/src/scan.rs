@@ -5,9 +5,9 @@
 //! (`payload_unit_start_indicator`), the packet is reported when its
 //! adaptation field has `random_access_indicator` set, or when the NAL units
 //! in that packet's payload reach an IDR (H.264 type 5) / IRAP (H.265 types
-//! 16..=23) slice before any other slice. Only the first packet of the PES is
-//! inspected, so a keyframe whose first slice starts in a later packet (very
-//! large SEI/parameter sets) is found only through the indicator.
+//! 16..=23) slice before any other slice. When the first packet holds only
+//! parameter sets / SEI, the following packets of the PES (up to 16, within
+//! the same chunk) are inspected until the first slice is reached.
 
 use os_av::Codec;
 use os_codecs::annexb::find_start_code;
@@ -19,27 +19,87 @@ use crate::psi::{parse_pat, parse_pmt};
 /// Whether an Annex-B buffer's first picture is a random access point: the
 /// NAL units are walked until the first slice, which decides.
 pub fn contains_keyframe(codec: Codec, annexb: &[u8]) -> bool {
+    first_picture_is_key(codec, annexb).unwrap_or(false)
+}
+
+/// `Some(is_random_access)` once the first slice NAL unit is reached, `None`
+/// if `annexb` ends before any slice.
+fn first_picture_is_key(codec: Codec, annexb: &[u8]) -> Option<bool> {
     let mut from = 0;
     while let Some((_, nal)) = find_start_code(annexb, from) {
-        let Some(&b) = annexb.get(nal) else {
-            return false;
-        };
+        let b = *annexb.get(nal)?;
         match codec {
             Codec::H264 => match b & 0x1F {
-                5 => return true,
-                1..=4 => return false,
+                5 => return Some(true),
+                1..=4 => return Some(false),
                 _ => {}
             },
             Codec::H265 => match (b >> 1) & 0x3F {
-                16..=23 => return true,
-                0..=31 => return false,
+                16..=23 => return Some(true),
+                0..=31 => return Some(false),
                 _ => {}
             },
-            _ => return false,
+            _ => return Some(false),
         }
         from = nal;
     }
-    false
+    None
+}
+
+/// Bytes kept from one packet's payload so that a start code split across
+/// packets is still seen.
+const TAIL: usize = 4;
+/// How many continuation packets are inspected before giving up on a PES.
+const MAX_FOLLOW: u8 = 16;
+
+/// A PES start whose first slice has not been reached yet.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    offset: usize,
+    tail: [u8; TAIL],
+    tail_len: usize,
+    packets: u8,
+}
+
+impl Pending {
+    fn new(offset: usize, es: &[u8]) -> Self {
+        let mut p = Self {
+            offset,
+            tail: [0; TAIL],
+            tail_len: 0,
+            packets: 0,
+        };
+        p.keep_tail(es);
+        p
+    }
+
+    fn keep_tail(&mut self, es: &[u8]) {
+        let n = es.len().min(TAIL);
+        if let (Some(dst), Some(src)) = (self.tail.get_mut(..n), es.get(es.len() - n..)) {
+            dst.copy_from_slice(src);
+        }
+        self.tail_len = n;
+    }
+
+    /// Inspect the next payload of the PES; `Some(decision)` when reached.
+    fn follow(&mut self, codec: Codec, payload: &[u8]) -> Option<bool> {
+        let mut buf = [0u8; TAIL + PACKET_SIZE];
+        let tail = self.tail.get(..self.tail_len).unwrap_or_default();
+        let total = tail.len() + payload.len();
+        let dst = buf.get_mut(..total)?;
+        let (a, b) = dst.split_at_mut(tail.len());
+        a.copy_from_slice(tail);
+        b.copy_from_slice(payload);
+        let decision = first_picture_is_key(codec, dst);
+        if decision.is_none() {
+            self.packets += 1;
+            if self.packets >= MAX_FOLLOW {
+                return Some(false);
+            }
+            self.keep_tail(payload);
+        }
+        decision
+    }
 }
 
 /// Finds keyframe starts in chunks of TS. Keeps the video PID (given or
@@ -80,6 +140,7 @@ impl KeyframeScanner {
     /// is lost inside it, scanning resumes at the next confirmed sync byte.
     pub fn scan(&mut self, chunk: &[u8], out: &mut Vec<usize>) {
         let mut pos = 0;
+        let mut pending: Option<Pending> = None;
         while let Some(rest) = chunk.get(pos..).filter(|r| r.len() >= PACKET_SIZE) {
             let mut advanced = 0;
             let mut lost = false;
@@ -92,18 +153,30 @@ impl KeyframeScanner {
                     lost = true;
                     break;
                 }
-                // PUSI set: the only packets of interest.
-                if w & 0x0040_0000 != 0 {
-                    let pid = ((w >> 8) & 0x1FFF) as u16;
-                    match self.video {
-                        Some((vpid, codec)) if vpid == pid => {
-                            if packet_is_keyframe(pkt, codec) {
-                                out.push(pos + advanced);
+                let pid = ((w >> 8) & 0x1FFF) as u16;
+                let pusi = w & 0x0040_0000 != 0;
+                match self.video {
+                    Some((vpid, codec)) if vpid == pid => {
+                        let offset = pos + advanced;
+                        if pusi {
+                            pending = None;
+                            match packet_keyframe(pkt, codec) {
+                                Inspect::Key => out.push(offset),
+                                Inspect::NotKey => {}
+                                Inspect::Undecided(es) => pending = Some(Pending::new(offset, es)),
+                            }
+                        } else if let Some(p) = pending.as_mut() {
+                            if let Some(decision) = payload(pkt).and_then(|pl| p.follow(codec, pl))
+                            {
+                                if decision {
+                                    out.push(p.offset);
+                                }
+                                pending = None;
                             }
                         }
-                        _ if self.learn => self.psi(pid, pkt),
-                        _ => {}
                     }
+                    _ if self.learn && pusi => self.psi(pid, pkt),
+                    _ => {}
                 }
                 advanced += PACKET_SIZE;
             }
@@ -170,22 +243,34 @@ fn payload(pkt: &[u8]) -> Option<&[u8]> {
     pkt.get(start..)
 }
 
-fn packet_is_keyframe(pkt: &[u8], codec: Codec) -> bool {
+enum Inspect<'a> {
+    Key,
+    NotKey,
+    /// No slice in this packet; the elementary-stream bytes seen so far.
+    Undecided(&'a [u8]),
+}
+
+fn packet_keyframe(pkt: &[u8], codec: Codec) -> Inspect<'_> {
     let afc = (pkt.get(3).copied().unwrap_or(0) >> 4) & 0x03;
     if afc & 2 != 0
         && pkt.get(4).copied().unwrap_or(0) > 0
         && pkt.get(5).is_some_and(|f| f & 0x40 != 0)
     {
-        return true;
+        return Inspect::Key;
     }
     let Some(pes) = payload(pkt) else {
-        return false;
+        return Inspect::NotKey;
     };
-    match parse_pes_header(pes) {
-        Ok(h) => pes
-            .get(h.header_len..)
-            .is_some_and(|es| contains_keyframe(codec, es)),
-        Err(_) => false,
+    let Some(es) = parse_pes_header(pes)
+        .ok()
+        .and_then(|h| pes.get(h.header_len..))
+    else {
+        return Inspect::NotKey;
+    };
+    match first_picture_is_key(codec, es) {
+        Some(true) => Inspect::Key,
+        Some(false) => Inspect::NotKey,
+        None => Inspect::Undecided(es),
     }
 }
 
