@@ -60,6 +60,15 @@ pub enum Error {
     /// An object-end marker where a value was expected.
     #[error("unexpected AMF0 object end")]
     Amf0UnexpectedObjectEnd,
+    /// A decoder configuration record or NAL framing is invalid.
+    #[error("codec: {0}")]
+    Codec(#[from] os_codecs::error::CodecError),
+    /// An AudioSpecificConfig is invalid.
+    #[error("AAC: {0}")]
+    Aac(#[from] os_codecs::aac::AacError),
+    /// The access unit's codec cannot be carried this way.
+    #[error("unsupported codec: {0}")]
+    UnsupportedCodec(&'static str),
     /// A script tag or command does not start with a string name.
     #[error("script data does not start with a string name")]
     ScriptName,

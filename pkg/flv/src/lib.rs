@@ -12,12 +12,15 @@
 //!   Enhanced RTMP FourCC audio.
 //! - [`amf0`]: AMF0 values for script data and RTMP commands.
 //! - [`time`]: millisecond ↔ 90 kHz conversion and 32-bit timestamp unwrapping.
+//! - [`au`]: tag bodies ↔ [`os_av::AccessUnit`]s ([`au::FlvDemuxer`] for
+//!   ingest; sequence header and frame builders for play / push-out).
 //!
 //! Payload conventions: AVC/HEVC coded frames are kept as they travel in FLV,
 //! length-prefixed (AVCC) NAL units; sequence headers carry the avcC / hvcC
 //! record and AAC sequence headers the AudioSpecificConfig, untouched.
 
 pub mod amf0;
+pub mod au;
 pub mod audio;
 pub mod error;
 pub mod reader;
@@ -27,6 +30,7 @@ pub mod time;
 pub mod video;
 
 pub use amf0::Amf0Value;
+pub use au::{DemuxEvent, FlvDemuxer};
 pub use audio::{AudioCodec, AudioPacketType, AudioTag, aac_frame, aac_sequence_header};
 pub use error::{Error, Result};
 pub use reader::{FlvReader, ReaderOptions};
