@@ -1,1 +1,156 @@
-//! open-streamer application wiring (under construction).
+//! The open-streamer application: wires configuration, storage, the
+//! coordinator and the HTTP API together and runs them until shutdown.
+//!
+//! The `open-streamer` binary (`main.rs`) only parses the command line,
+//! loads the configuration, sets up logging and calls [`App::run`]; tests
+//! call [`App::bind`] with port 0 and drive the server over real HTTP.
+
+pub mod logging;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use os_api::{AppState, Readiness, RouterOptions};
+use os_config::{Config, parse_listen_addr};
+use os_coordinator::Coordinator;
+use os_store::{Store, StoreError, json::JsonStore};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{key}: {reason}")]
+    Config { key: &'static str, reason: String },
+    #[error("cannot listen on {addr} (server.http_addr): {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("http server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A server with its sockets bound, ready to [`App::serve`].
+pub struct App {
+    config: Config,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    state: AppState,
+}
+
+impl App {
+    /// Bind, serve until `shutdown` resolves, then shut down gracefully.
+    pub async fn run(
+        config: Config,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        Self::bind(config).await?.serve(shutdown).await
+    }
+
+    /// Open the store and bind the listeners; nothing is served yet.
+    pub async fn bind(config: Config) -> Result<Self, AppError> {
+        let store: Arc<dyn Store> = match config.storage.driver.as_str() {
+            "json" => Arc::new(JsonStore::open(&config.storage.json_dir).await?),
+            other => {
+                return Err(AppError::Config {
+                    key: "storage.driver",
+                    reason: format!("driver \"{other}\" is not available in this build"),
+                });
+            }
+        };
+        let addr = parse_listen_addr(&config.server.http_addr).map_err(|reason| {
+            AppError::Config {
+                key: "server.http_addr",
+                reason,
+            }
+        })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| AppError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| AppError::Bind { addr, source })?;
+        let readiness = Arc::new(Readiness::default());
+        readiness.set("http", true);
+        let token = config.server.api_token.trim();
+        let state = AppState {
+            coordinator: Arc::new(Coordinator::new(store.clone())),
+            store,
+            readiness,
+            api_token: (!token.is_empty()).then(|| Arc::from(token)),
+        };
+        Ok(Self {
+            config,
+            listener,
+            local_addr,
+            state,
+        })
+    }
+
+    /// The address the HTTP server is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serve until `shutdown` resolves. Then stop accepting, give in-flight
+    /// requests and components `server.shutdown_timeout_sec` to finish, and
+    /// return.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let Self {
+            config,
+            listener,
+            local_addr,
+            state,
+        } = self;
+        let coordinator = state.coordinator.clone();
+        coordinator.resume().await;
+
+        let app = os_api::router(
+            state,
+            RouterOptions {
+                cors: config.server.cors,
+            },
+        );
+        tracing::info!(
+            addr = %local_addr,
+            swagger = %format!("http://{local_addr}/swagger/"),
+            "http server listening"
+        );
+        let stop_accepting = CancellationToken::new();
+        let server = axum::serve(listener, app)
+            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+            .into_future();
+        tokio::pin!(server);
+        let deadline = Duration::from_secs(config.server.shutdown_timeout_sec);
+
+        tokio::select! {
+            result = &mut server => {
+                result.map_err(AppError::Serve)?;
+            }
+            () = shutdown => {
+                tracing::info!(deadline_sec = deadline.as_secs(), "shutting down");
+                stop_accepting.cancel();
+                match tokio::time::timeout(deadline, &mut server).await {
+                    Ok(result) => result.map_err(AppError::Serve)?,
+                    Err(_) => tracing::warn!("shutdown deadline reached; closing open connections"),
+                }
+            }
+        }
+        if tokio::time::timeout(deadline, coordinator.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("components did not stop within the shutdown deadline");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

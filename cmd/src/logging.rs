@@ -1,0 +1,24 @@
+//! Structured logging: `log.level` and `log.format` (text | json).
+//! `RUST_LOG`, when set, overrides the level with a full filter directive.
+
+use os_config::Log;
+use tracing_subscriber::EnvFilter;
+
+/// Install the global subscriber. Call once, before anything logs.
+pub fn init(log: &Log) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "{level},hyper=warn,h2=warn,tower=warn",
+            level = log.level
+        ))
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let result = if log.format == "json" {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+    if let Err(e) = result {
+        eprintln!("open-streamer: logging already initialised: {e}");
+    }
+}

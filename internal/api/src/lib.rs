@@ -1,0 +1,267 @@
+//! The REST API.
+//!
+//! Routes (all JSON; see `api/openapi.json` or `/swagger/` for the schema):
+//!
+//! | route                               | auth  | module      |
+//! |-------------------------------------|-------|-------------|
+//! | `GET /streams`, `GET\|PUT\|DELETE /streams/{code}` | token | [`streams`] |
+//! | `POST /streams/{code}/start\|stop`, `GET /streams/{code}/status` | token | [`streams`] |
+//! | `GET /healthz`, `GET /readyz`       | open  | [`health`]  |
+//! | `GET /swagger/`, `GET /swagger/openapi.json` | open | Swagger UI |
+//!
+//! "token" routes need `Authorization: Bearer <server.api_token>` when a
+//! token is configured. Every error is `{"error":{"code","message","details"}}`
+//! ([`error`]); bodies are JSON of at most 1 MiB ([`body`]).
+
+pub mod body;
+pub mod error;
+pub mod health;
+pub mod streams;
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use os_coordinator::Coordinator;
+use os_store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{Any as AnyOrigin, CorsLayer};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi as OpenApiDoc, SecurityRequirement};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use health::Readiness;
+
+use crate::error::ApiError;
+
+/// Everything a handler needs. Cheap to clone (all shared).
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub coordinator: Arc<Coordinator>,
+    pub readiness: Arc<Readiness>,
+    /// `server.api_token`; `None` = API open.
+    pub api_token: Option<Arc<str>>,
+}
+
+/// Router options taken from the server config.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouterOptions {
+    /// Send permissive CORS headers (browser players on other origins).
+    pub cors: bool,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "open-streamer",
+        description = "REST API of open-streamer, a live media server: streams with prioritised inputs, \
+transcoding, HLS/DASH/RTSP/RTMP/SRT outputs, push-out and DVR.\n\n\
+Errors are `{\"error\":{\"code\":\"UPPER_SNAKE\",\"message\":\"…\",\"details\":[{\"path\",\"message\"}]}}`.",
+        license(name = "MIT")
+    ),
+    tags(
+        (name = "streams", description = "Stream configuration and lifecycle"),
+        (name = "health", description = "Liveness and readiness probes"),
+    ),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+/// Declares the bearer scheme and marks every route outside `health` as needing it.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("Required when server.api_token is set"))
+                    .build(),
+            ),
+        );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if path == "/healthz" || path == "/readyz" {
+                continue;
+            }
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.security = Some(vec![SecurityRequirement::new::<_, _, &str>("bearer", [])]);
+            }
+        }
+    }
+}
+
+fn api_routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
+    let protected = OpenApiRouter::new()
+        .routes(routes!(streams::list_streams))
+        .routes(routes!(
+            streams::get_stream,
+            streams::put_stream,
+            streams::delete_stream
+        ))
+        .routes(routes!(streams::start_stream))
+        .routes(routes!(streams::stop_stream))
+        .routes(routes!(streams::stream_status));
+    let open = OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz));
+    (protected, open)
+}
+
+/// The OpenAPI document, exactly as served at `/swagger/openapi.json`.
+pub fn openapi() -> OpenApiDoc {
+    let (protected, open) = api_routes();
+    let (_, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(protected)
+        .merge(open)
+        .split_for_parts();
+    doc
+}
+
+/// Build the HTTP router.
+pub fn router(state: AppState, opts: RouterOptions) -> Router {
+    let (protected, open) = api_routes();
+    let protected =
+        protected.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let (routes, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(protected)
+        .merge(open)
+        .split_for_parts();
+
+    let mut app = routes
+        .merge(SwaggerUi::new("/swagger").url("/swagger/openapi.json", doc))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(middleware::from_fn(log_requests))
+        .layer(CatchPanicLayer::custom(panic_response));
+    if opts.cors {
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AnyOrigin)
+                .allow_methods(AnyOrigin)
+                .allow_headers(AnyOrigin)
+                .expose_headers(AnyOrigin),
+        );
+    }
+    app
+}
+
+async fn require_token(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(token) = &app.api_token else {
+        return next.run(req).await;
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => next.run(req).await,
+        Some(_) => unauthorized("invalid bearer token"),
+        None => unauthorized("missing \"Authorization: Bearer <token>\" header"),
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut resp =
+        ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message).into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    resp
+}
+
+/// Compare without leaking the position of the first difference.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!("no route for {} {}", req.method(), req.uri().path()))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+}
+
+fn panic_response(_err: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("request handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "INTERNAL",
+        "internal error",
+    )
+    .into_response()
+}
+
+/// Media files are requested many times a second per viewer; they are not logged.
+fn is_media_path(path: &str) -> bool {
+    const MEDIA: &[&str] = &[".ts", ".m4s", ".mp4", ".m3u8", ".mpd", ".aac", ".vtt"];
+    MEDIA.iter().any(|ext| path.ends_with(ext))
+}
+
+async fn log_requests(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    if !is_media_path(&path) {
+        tracing::info!(
+            method = %method,
+            path = %path,
+            status = resp.status().as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_paths_are_recognised() {
+        assert!(is_media_path("/demo/seg_000001.ts"));
+        assert!(is_media_path("/demo/index.m3u8"));
+        assert!(!is_media_path("/streams/demo"));
+    }
+
+    #[test]
+    fn constant_time_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}
