@@ -78,12 +78,12 @@ impl App {
         let readiness = Arc::new(Readiness::default());
         readiness.set("http", true);
         let token = config.server.api_token.trim();
-        let state = AppState {
-            coordinator: Arc::new(Coordinator::new(store.clone())),
-            store,
+        let state = AppState::new(
+            store.clone(),
+            Arc::new(Coordinator::new(store)),
             readiness,
-            api_token: (!token.is_empty()).then(|| Arc::from(token)),
-        };
+            (!token.is_empty()).then(|| Arc::from(token)),
+        );
         Ok(Self {
             config,
             listener,

@@ -12,7 +12,10 @@ pub fn init(log: &Log) {
             level = log.level
         ))
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = if log.format == "json" {
         builder.json().flatten_event(true).try_init()
     } else {

@@ -50,6 +50,35 @@ pub struct AppState {
     pub readiness: Arc<Readiness>,
     /// `server.api_token`; `None` = API open.
     pub api_token: Option<Arc<str>>,
+    /// Serialises read-modify-write updates of one stream within this
+    /// process, so concurrent merge patches queue instead of exhausting their
+    /// optimistic retries. The store's version check still guards against
+    /// writers in other processes.
+    update_locks: Arc<[tokio::sync::Mutex<()>]>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        coordinator: Arc<Coordinator>,
+        readiness: Arc<Readiness>,
+        api_token: Option<Arc<str>>,
+    ) -> Self {
+        Self {
+            store,
+            coordinator,
+            readiness,
+            api_token,
+            update_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+
+    /// The update lock of one stream (striped: codes may share a lock).
+    pub(crate) fn update_lock(&self, code: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(code);
+        &self.update_locks[(hash as usize) % self.update_locks.len()]
+    }
 }
 
 /// Router options taken from the server config.

@@ -119,6 +119,7 @@ pub async fn put_stream(
             "request body must be a JSON object",
         ));
     }
+    let _serialised = app.update_lock(&code).lock().await;
     for _ in 0..MAX_UPDATE_ATTEMPTS {
         let (mut doc, pre, created_at) = match app.store.get_stream(&code).await {
             Ok(cur) => (
