@@ -1,0 +1,57 @@
+# open-streamer — common tasks. `make help` lists them.
+
+CARGO        ?= cargo
+TARGET_DIR   := $(or $(CARGO_TARGET_DIR),target)
+BIN          := bin/open-streamer
+CONFIG       ?= config/config.yaml
+
+.PHONY: help build run test test-deps lint fmt fmt-check check bench openapi \
+        fuzz-smoke install-service uninstall-service clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+build: ## release build → bin/open-streamer
+	$(CARGO) build --release -p open-streamer
+	@mkdir -p bin
+	cp $(TARGET_DIR)/release/open-streamer $(BIN)
+
+run: ## run the server (JSON store in ./data, API on :8080, Swagger at /swagger/)
+	$(CARGO) run --release -p open-streamer -- --config $(CONFIG)
+
+test-deps: ## install what the tests drive (ffmpeg, chromium, systemd-analyze)
+	@build/test-deps.sh
+
+test: test-deps ## the whole test suite
+	$(CARGO) test --workspace
+	build/test-install.sh
+
+lint: ## clippy, warnings are errors
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+fmt-check: ## fail if the code is not formatted
+	$(CARGO) fmt --all -- --check
+
+check: fmt-check lint test ## fmt + lint + test
+
+bench: test-deps ## benchmarks (criterion + loopback harnesses)
+	$(CARGO) bench --workspace
+
+openapi: ## regenerate api/openapi.json from the code
+	UPDATE_OPENAPI=1 $(CARGO) test -p os-api --test openapi
+
+fuzz-smoke: ## run every fuzz target briefly (nightly + cargo-fuzz)
+	fuzz/smoke.sh
+
+install-service: build ## install as a systemd service (root)
+	build/install.sh install --binary $(BIN)
+
+uninstall-service: ## remove the service, keep data and config (root)
+	build/install.sh uninstall
+
+clean:
+	$(CARGO) clean
+	rm -rf bin
