@@ -4,7 +4,8 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use os_flv::{
-    Amf0Value, AudioTag, FlvReader, ReaderOptions, ScriptData, Tag, TagType, VideoTag, amf0,
+    Amf0Value, AudioTag, FlvDemuxer, FlvReader, ReaderOptions, ScriptData, Tag, TagType,
+    VideoTag, amf0,
 };
 
 /// Reads every tag until the first error or the end of input.
@@ -61,6 +62,12 @@ fn check_amf0(data: &[u8]) {
         }
     }
     let _ = amf0::decode_all(data);
+    if let Ok(cmd) = amf0::Command::parse(data) {
+        if let Ok(bytes) = cmd.to_vec() {
+            let again = amf0::Command::parse(&bytes).expect("reparse command");
+            assert_eq!(again.to_vec().expect("re-encode command"), bytes);
+        }
+    }
 }
 
 fn check_bodies(tag: &Tag) {
@@ -101,8 +108,12 @@ fuzz_target!(|data: &[u8]| {
     let (chunked, chunked_failed) = read(rest, seed | 1, opts);
     assert_eq!(whole_failed, chunked_failed);
     assert_eq!(whole, chunked, "chunking changed the tags");
+    let mut demuxer = FlvDemuxer::new(1, 2);
+    let mut events = Vec::new();
     for tag in &whole {
         check_bodies(tag);
+        let _ = demuxer.push_tag(tag, &mut events);
+        events.clear();
         let mut out = Vec::new();
         if tag.write(&mut out).is_ok() {
             assert_eq!(out.len(), tag.encoded_len());

@@ -151,6 +151,62 @@ pub fn encode_all<B: BufMut>(values: &[Amf0Value], out: &mut B) -> Result<()> {
     Ok(())
 }
 
+/// An RTMP command message body (AMF0 command, message type 20): name,
+/// transaction id, command object (an object, or null), then arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    pub name: String,
+    pub transaction_id: f64,
+    pub command_object: Amf0Value,
+    pub args: Vec<Amf0Value>,
+}
+
+impl Command {
+    /// A command with the given name and transaction id, a null command object and no arguments.
+    pub fn new(name: impl Into<String>, transaction_id: f64) -> Command {
+        Command {
+            name: name.into(),
+            transaction_id,
+            command_object: Amf0Value::Null,
+            args: Vec::new(),
+        }
+    }
+
+    /// Decodes a command body. A missing command object reads as null.
+    pub fn parse(body: &[u8]) -> Result<Command> {
+        let mut values = decode_all(body)?.into_iter();
+        let name = match values.next() {
+            Some(Amf0Value::String(s) | Amf0Value::LongString(s)) => s,
+            _ => return Err(Error::BadCommand("name is not a string")),
+        };
+        let Some(Amf0Value::Number(transaction_id)) = values.next() else {
+            return Err(Error::BadCommand("transaction id is not a number"));
+        };
+        let command_object = values.next().unwrap_or(Amf0Value::Null);
+        Ok(Command {
+            name,
+            transaction_id,
+            command_object,
+            args: values.collect(),
+        })
+    }
+
+    /// Encodes the command body.
+    pub fn encode<B: BufMut>(&self, out: &mut B) -> Result<()> {
+        Amf0Value::String(self.name.clone()).encode(out)?;
+        Amf0Value::Number(self.transaction_id).encode(out)?;
+        self.command_object.encode(out)?;
+        encode_all(&self.args, out)
+    }
+
+    /// Encodes the command body into a new vector.
+    pub fn to_vec(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.encode(&mut out)?;
+        Ok(out)
+    }
+}
+
 struct Decoder {
     max_depth: usize,
 }

@@ -69,6 +69,9 @@ pub enum Error {
     /// The access unit's codec cannot be carried this way.
     #[error("unsupported codec: {0}")]
     UnsupportedCodec(&'static str),
+    /// An RTMP command body lacks its name or transaction id.
+    #[error("malformed RTMP command: {0}")]
+    BadCommand(&'static str),
     /// A script tag or command does not start with a string name.
     #[error("script data does not start with a string name")]
     ScriptName,

@@ -1,6 +1,6 @@
 //! Sans-IO FLV tag reader: push bytes in whatever chunks arrive, pull tags out.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::{Error, Result};
 use crate::tag::{
@@ -107,6 +107,19 @@ impl FlvReader {
     /// Appends input bytes. Nothing is parsed until [`FlvReader::pull`].
     pub fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
+    }
+
+    /// Appends input held in a [`Bytes`]; when nothing is buffered and `data`
+    /// is not shared, its storage is adopted without copying.
+    pub fn push_bytes(&mut self, data: Bytes) {
+        if self.buf.is_empty() {
+            match data.try_into_mut() {
+                Ok(owned) => self.buf = owned,
+                Err(shared) => self.buf.extend_from_slice(&shared),
+            }
+        } else {
+            self.buf.extend_from_slice(&data);
+        }
     }
 
     /// The file header, once it has been read.

@@ -143,6 +143,49 @@ fn ffmpeg_connect_command_decodes() {
     assert_eq!(out, body);
 }
 
+#[test]
+fn command_struct() {
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/testdata/flv/rtmp_connect_ffmpeg.amf0"
+    ))
+    .expect("vector");
+    let cmd = amf0::Command::parse(&body).expect("parse");
+    assert_eq!(cmd.name, "connect");
+    assert_eq!(cmd.transaction_id, 1.0);
+    assert_eq!(
+        cmd.command_object.get("app").and_then(Amf0Value::as_str),
+        Some("live")
+    );
+    assert!(cmd.args.is_empty());
+    assert_eq!(cmd.to_vec().expect("encode"), body);
+
+    let mut publish = amf0::Command::new("publish", 5.0);
+    publish.args = vec![Amf0Value::string("stream"), Amf0Value::string("live")];
+    let back = amf0::Command::parse(&publish.to_vec().expect("encode")).expect("parse");
+    assert_eq!(back, publish);
+
+    // A bare name + transaction id reads a null command object.
+    let mut bytes = Vec::new();
+    encode_all(
+        &[Amf0Value::string("closeStream"), Amf0Value::Number(0.0)],
+        &mut bytes,
+    )
+    .expect("encode");
+    assert_eq!(
+        amf0::Command::parse(&bytes).expect("parse").command_object,
+        Amf0Value::Null
+    );
+    assert!(matches!(
+        amf0::Command::parse(&[0x05]),
+        Err(Error::BadCommand(_))
+    ));
+    assert!(matches!(
+        amf0::Command::parse(&[0x02, 0, 1, b'x', 0x05]),
+        Err(Error::BadCommand(_))
+    ));
+}
+
 /// A hand-built play-side `connect` as an Enhanced RTMP client sends it.
 #[test]
 fn enhanced_connect_with_fourcc_list() {

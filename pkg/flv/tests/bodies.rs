@@ -377,3 +377,20 @@ fn writer_rejects_oversized_body() {
     let mut out = Vec::new();
     assert!(matches!(tag.write(&mut out), Err(Error::OutOfRange { .. })));
 }
+
+#[test]
+fn push_bytes_adopts_unshared_input() {
+    let data = file_with(&[
+        Tag::new(TagType::Audio, 0, Bytes::from_static(b"\xAF\x01\x01")),
+        Tag::new(TagType::Audio, 23, Bytes::from_static(b"\xAF\x01\x02")),
+    ]);
+    let mut r = FlvReader::new();
+    r.push_bytes(Bytes::from(data[..20].to_vec()));
+    r.push_bytes(Bytes::from(data[20..].to_vec()));
+    let a = r.pull().expect("ok").expect("tag");
+    let b = r.pull().expect("ok").expect("tag");
+    assert_eq!((a.timestamp, b.timestamp), (0, 23));
+    assert_eq!(&b.data[..], b"\xAF\x01\x02");
+    assert_eq!(r.pull(), Ok(None));
+    r.finish().expect("clean end");
+}
