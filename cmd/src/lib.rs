@@ -63,12 +63,11 @@ impl App {
                 });
             }
         };
-        let addr = parse_listen_addr(&config.server.http_addr).map_err(|reason| {
-            AppError::Config {
+        let addr =
+            parse_listen_addr(&config.server.http_addr).map_err(|reason| AppError::Config {
                 key: "server.http_addr",
                 reason,
-            }
-        })?;
+            })?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| AppError::Bind { addr, source })?;

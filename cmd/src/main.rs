@@ -38,7 +38,10 @@ fn main() -> ExitCode {
         tracing::warn!("{w}");
     }
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("open-streamer: cannot start the async runtime: {e}");

@@ -21,7 +21,10 @@ fn free_port() -> u16 {
 fn spawn(dir: &Path, port: u16, extra_env: &[(&str, &str)]) -> Child {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir)
-        .env("OPEN_STREAMER_SERVER_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "OPEN_STREAMER_SERVER_HTTP_ADDR",
+            format!("127.0.0.1:{port}"),
+        )
         .env("OPEN_STREAMER_STORAGE_JSON_DIR", dir.join("data"))
         .env("OPEN_STREAMER_METRICS_ADDR", "")
         .stdout(Stdio::null())
@@ -35,10 +38,11 @@ fn spawn(dir: &Path, port: u16, extra_env: &[(&str, &str)]) -> Child {
 async fn wait_healthy(client: &reqwest::Client, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/healthz")).send().await {
-            if r.status().is_success() {
-                return;
-            }
+        let url = format!("http://127.0.0.1:{port}/healthz");
+        if let Ok(r) = client.get(url).send().await
+            && r.status().is_success()
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -70,16 +74,25 @@ fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 
 #[test]
 fn version_and_help() {
-    let out = Command::new(BIN).arg("--version").output().unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(BIN)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("open-streamer {}", env!("CARGO_PKG_VERSION"))
     );
-    let out = Command::new(BIN).arg("--help").output().unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(BIN)
+        .arg("--help")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("--config <PATH>"));
-    let out = Command::new(BIN).arg("--bogus").output().unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(BIN)
+        .arg("--bogus")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -93,17 +106,30 @@ fn invalid_config_exits_2_naming_the_key() {
             cmd.env(k, v);
         }
         let out = cmd.output().unwrap_or_else(|e| panic!("{e}"));
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (code, err) = run(&[], &[("OPEN_STREAMER_BUFFER_CAPACITY", "0")]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("buffer.capacity: must be between 1 and 1000000"), "{err}");
+    assert!(
+        err.contains("buffer.capacity: must be between 1 and 1000000"),
+        "{err}"
+    );
 
     let file = dir.path().join("bad.yaml");
-    std::fs::write(&file, "publisher:\n  hls:\n    dir: ./m\n  dash:\n    dir: ./m\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &file,
+        "publisher:\n  hls:\n    dir: ./m\n  dash:\n    dir: ./m\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let (code, err) = run(&["--config", &file.display().to_string()], &[]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("publisher.dash.dir: must differ from publisher.hls.dir"), "{err}");
+    assert!(
+        err.contains("publisher.dash.dir: must differ from publisher.hls.dir"),
+        "{err}"
+    );
 
     let (code, err) = run(&["--config", "/nonexistent/x.yaml"], &[]);
     assert_eq!(code, Some(2), "{err}");
@@ -115,8 +141,14 @@ fn invalid_config_exits_2_naming_the_key() {
     let (code, err) = run(
         &[],
         &[
-            ("OPEN_STREAMER_SERVER_HTTP_ADDR", &format!("127.0.0.1:{port}")),
-            ("OPEN_STREAMER_STORAGE_JSON_DIR", &dir.path().join("d").display().to_string()),
+            (
+                "OPEN_STREAMER_SERVER_HTTP_ADDR",
+                &format!("127.0.0.1:{port}"),
+            ),
+            (
+                "OPEN_STREAMER_STORAGE_JSON_DIR",
+                &dir.path().join("d").display().to_string(),
+            ),
         ],
     );
     assert_eq!(code, Some(1), "{err}");
@@ -142,7 +174,10 @@ async fn sigterm_shuts_down_gracefully_with_exit_0() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
         .collect();
-    assert!(lines.iter().any(|l| l["message"] == "received SIGTERM"), "{stderr}");
+    assert!(
+        lines.iter().any(|l| l["message"] == "received SIGTERM"),
+        "{stderr}"
+    );
     assert!(lines.iter().any(|l| l["message"] == "stopped"), "{stderr}");
 }
 
@@ -195,7 +230,10 @@ async fn kill_9_during_writes_loses_nothing_acknowledged() {
     for t in tasks {
         results.push(t.await.unwrap_or_else(|e| panic!("{e}")));
     }
-    assert!(results.iter().all(|(acked, _)| *acked >= 0), "writes were acknowledged: {results:?}");
+    assert!(
+        results.iter().all(|(acked, _)| *acked >= 0),
+        "writes were acknowledged: {results:?}"
+    );
 
     let port = free_port();
     let mut child = spawn(dir.path(), port, &[]);
@@ -208,14 +246,20 @@ async fn kill_9_during_writes_loses_nothing_acknowledged() {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.status().as_u16(), 200, "stream w{w} lost");
         let body: Value = r.json().await.unwrap_or_default();
-        let stored: i64 = body["data"]["name"].as_str().and_then(|s| s.parse().ok()).unwrap_or(-1);
+        let stored: i64 = body["data"]["name"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(-1);
         assert!(
             stored >= *acked && stored <= *sent,
             "w{w}: stored {stored}, acknowledged {acked}, sent {sent}"
         );
     }
     signal(&child, "TERM");
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(15)).code(), Some(0));
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(15)).code(),
+        Some(0)
+    );
     let total: i64 = results.iter().map(|(a, _)| a + 1).sum();
     eprintln!("acknowledged writes before SIGKILL: {total}");
 }

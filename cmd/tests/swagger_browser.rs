@@ -10,11 +10,17 @@ use common::{config, start};
 
 fn chromium() -> String {
     for candidate in ["chromium", "chromium-browser", "google-chrome"] {
-        if Command::new(candidate).arg("--version").output().is_ok_and(|o| o.status.success()) {
+        if Command::new(candidate)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
             return candidate.to_string();
         }
     }
-    panic!("Chromium is required for this test: apt-get install -y chromium (make test installs it)");
+    panic!(
+        "Chromium is required for this test: apt-get install -y chromium (make test installs it)"
+    );
 }
 
 fn headless(browser: &str, profile: &std::path::Path) -> Command {
@@ -61,20 +67,32 @@ async fn swagger_ui_lists_the_operations() {
         "/healthz",
         "open-streamer",
     ] {
-        assert!(html.contains(needle), "{needle:?} not rendered; DOM was:\n{html:.2000}");
+        assert!(
+            html.contains(needle),
+            "{needle:?} not rendered; DOM was:\n{html:.2000}"
+        );
     }
 
     let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("swagger-ui.png");
     let _ = std::fs::remove_file(&shot);
     let mut cmd = headless(&browser, &profile);
-    cmd.arg(format!("--screenshot={}", shot.display())).arg(&url);
+    cmd.arg(format!("--screenshot={}", shot.display()))
+        .arg(&url);
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|e| panic!("running chromium: {e}"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("{}: {e}", shot.display()));
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "screenshot too small: {} bytes", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "screenshot too small: {} bytes",
+        png.len()
+    );
     eprintln!("screenshot: {}", shot.display());
     tokio::time::sleep(Duration::from_millis(10)).await;
     s.stop().await;

@@ -42,7 +42,9 @@ pub fn config(data_dir: &Path, token: &str) -> Config {
 }
 
 pub async fn start(config: Config) -> Server {
-    let app = App::bind(config).await.unwrap_or_else(|e| panic!("bind: {e}"));
+    let app = App::bind(config)
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
     let addr = app.local_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -75,7 +75,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound { .. } => Self::not_found(e.to_string()),
-            StoreError::Conflict { .. } => Self::new(StatusCode::CONFLICT, "CONFLICT", e.to_string()),
+            StoreError::Conflict { .. } => {
+                Self::new(StatusCode::CONFLICT, "CONFLICT", e.to_string())
+            }
             StoreError::Unavailable(_) => {
                 tracing::error!(error = %e, "storage failure");
                 Self::new(

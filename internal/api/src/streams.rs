@@ -54,7 +54,9 @@ fn check_code(code: &str) -> Result<(), ApiError> {
         (status = 401, body = ErrorResponse),
         (status = 503, body = ErrorResponse),
     ))]
-pub async fn list_streams(State(app): State<AppState>) -> Result<Json<StreamListResponse>, ApiError> {
+pub async fn list_streams(
+    State(app): State<AppState>,
+) -> Result<Json<StreamListResponse>, ApiError> {
     let data: Vec<Stream> = app
         .store
         .list_streams()
@@ -129,9 +131,11 @@ pub async fn put_stream(
                 Precondition::Version(cur.version),
                 cur.stream.created_at,
             ),
-            Err(StoreError::NotFound { .. }) => {
-                (Value::Object(Default::default()), Precondition::Absent, None)
-            }
+            Err(StoreError::NotFound { .. }) => (
+                Value::Object(Default::default()),
+                Precondition::Absent,
+                None,
+            ),
             Err(e) => return Err(e.into()),
         };
         merge_patch(&mut doc, &patch);

@@ -39,7 +39,17 @@ fn every_route_and_schema_is_documented() {
         assert!(paths.iter().any(|x| *x == p), "{p} missing from {paths:?}");
     }
     let schemas = doc.components.map(|c| c.schemas).unwrap_or_default();
-    for s in ["Stream", "Input", "InputNet", "TranscoderConfig", "VideoProfile", "PushDestination", "DvrConfig", "ErrorResponse", "StreamStatus"] {
+    for s in [
+        "Stream",
+        "Input",
+        "InputNet",
+        "TranscoderConfig",
+        "VideoProfile",
+        "PushDestination",
+        "DvrConfig",
+        "ErrorResponse",
+        "StreamStatus",
+    ] {
         assert!(schemas.contains_key(s), "schema {s} missing");
     }
 }

@@ -311,7 +311,12 @@ impl Config {
         if let Err(e) = parse_listen_addr(&self.server.http_addr) {
             return bad("server.http_addr", e);
         }
-        if self.server.api_token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if self
+            .server
+            .api_token
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
             return bad("server.api_token", "must not contain whitespace".into());
         }
         if self.server.shutdown_timeout_sec > 3600 {
@@ -343,7 +348,10 @@ impl Config {
             return bad("buffer.capacity", "must be between 1 and 1000000".into());
         }
         if self.transcoder.max_workers == 0 || self.transcoder.max_workers > 1024 {
-            return bad("transcoder.max_workers", "must be between 1 and 1024".into());
+            return bad(
+                "transcoder.max_workers",
+                "must be between 1 and 1024".into(),
+            );
         }
         if self.transcoder.ffmpeg_path.trim().is_empty() {
             return bad("transcoder.ffmpeg_path", "must not be empty".into());
@@ -358,12 +366,16 @@ impl Config {
         if same_dir(&hls.dir, &dash.dir) {
             return bad(
                 "publisher.dash.dir",
-                format!("must differ from publisher.hls.dir (both are \"{}\")", hls.dir),
+                format!(
+                    "must differ from publisher.hls.dir (both are \"{}\")",
+                    hls.dir
+                ),
             );
         }
-        if !hls.base_url.is_empty()
-            && !(hls.base_url.starts_with("http://") || hls.base_url.starts_with("https://"))
-        {
+        let base_ok = hls.base_url.is_empty()
+            || hls.base_url.starts_with("http://")
+            || hls.base_url.starts_with("https://");
+        if !base_ok {
             return bad(
                 "publisher.hls.base_url",
                 "must be empty or an http(s):// URL".into(),
@@ -388,9 +400,24 @@ impl Config {
         }
         let l = &self.listeners;
         for (key, enabled, host, port) in [
-            ("listeners.rtmp", l.rtmp.enabled, &l.rtmp.listen_host, l.rtmp.port),
-            ("listeners.rtsp", l.rtsp.enabled, &l.rtsp.listen_host, l.rtsp.port),
-            ("listeners.srt", l.srt.enabled, &l.srt.listen_host, l.srt.port),
+            (
+                "listeners.rtmp",
+                l.rtmp.enabled,
+                &l.rtmp.listen_host,
+                l.rtmp.port,
+            ),
+            (
+                "listeners.rtsp",
+                l.rtsp.enabled,
+                &l.rtsp.listen_host,
+                l.rtsp.port,
+            ),
+            (
+                "listeners.srt",
+                l.srt.enabled,
+                &l.srt.listen_host,
+                l.srt.port,
+            ),
         ] {
             if enabled && port == 0 {
                 return bad(&format!("{key}.port"), "must be between 1 and 65535".into());
@@ -422,10 +449,7 @@ impl Config {
             return bad("hooks.worker_count", "must be between 1 and 256".into());
         }
         if let Some(b) = self.hooks.kafka_brokers.iter().find(|b| !b.contains(':')) {
-            return bad(
-                "hooks.kafka_brokers",
-                format!("\"{b}\" is not host:port"),
-            );
+            return bad("hooks.kafka_brokers", format!("\"{b}\" is not host:port"));
         }
         if !self.metrics.addr.is_empty() {
             if let Err(e) = parse_listen_addr(&self.metrics.addr) {
@@ -435,10 +459,16 @@ impl Config {
                 return bad("metrics.path", "must start with '/'".into());
             }
         }
-        if !matches!(self.log.level.as_str(), "trace" | "debug" | "info" | "warn" | "error") {
+        if !matches!(
+            self.log.level.as_str(),
+            "trace" | "debug" | "info" | "warn" | "error"
+        ) {
             return bad(
                 "log.level",
-                format!("must be debug, info, warn or error, got \"{}\"", self.log.level),
+                format!(
+                    "must be debug, info, warn or error, got \"{}\"",
+                    self.log.level
+                ),
             );
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {

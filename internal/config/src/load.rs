@@ -84,10 +84,11 @@ pub fn known_keys() -> Vec<(String, bool)> {
 
 /// Load defaults, then the YAML file, then the environment; validate.
 pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
-    let defaults = config::Config::try_from(&Config::default()).map_err(|e| ConfigError::Invalid {
-        key: String::new(),
-        reason: format!("built-in defaults: {e}"),
-    })?;
+    let defaults =
+        config::Config::try_from(&Config::default()).map_err(|e| ConfigError::Invalid {
+            key: String::new(),
+            reason: format!("built-in defaults: {e}"),
+        })?;
     let mut builder = config::Config::builder().add_source(defaults);
 
     let file = match &opts.file {
@@ -178,7 +179,9 @@ fn check_yaml_file(path: &Path) -> Result<(), ConfigError> {
                     format!("{prefix}.{k}")
                 };
                 let leaf = known.iter().any(|(kk, _)| *kk == key);
-                let branch = known.iter().any(|(kk, _)| kk.starts_with(&format!("{key}.")));
+                let branch = known
+                    .iter()
+                    .any(|(kk, _)| kk.starts_with(&format!("{key}.")));
                 if leaf {
                     continue;
                 }
@@ -209,11 +212,7 @@ fn from_config_error(file: &Option<PathBuf>, e: config::ConfigError) -> ConfigEr
         .map(|(k, _)| k.to_string());
     match key {
         Some(key) => ConfigError::Invalid {
-            reason: text
-                .split(" for key `")
-                .next()
-                .unwrap_or(&text)
-                .to_string(),
+            reason: text.split(" for key `").next().unwrap_or(&text).to_string(),
             key,
         },
         None => ConfigError::File {

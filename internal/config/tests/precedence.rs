@@ -83,7 +83,10 @@ fn yaml_overrides_defaults_and_env_overrides_yaml() {
     assert!(!c.listeners.rtmp.enabled);
     assert_eq!(c.manager.input_packet_timeout_sec, 0.5);
     assert_eq!(c.publisher.hls.base_url, "http://cdn.example");
-    assert_eq!(c.log.level, "debug", "yaml value survives when env is silent");
+    assert_eq!(
+        c.log.level, "debug",
+        "yaml value survives when env is silent"
+    );
 }
 
 #[test]
@@ -113,27 +116,71 @@ fn unknown_env_var_is_a_warning_not_an_error() {
 #[test]
 fn errors_name_the_key_and_reason() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
-        ("buffer:\n  capacity: 0\n", &[], "buffer.capacity: must be between 1 and 1000000"),
-        ("server:\n  htp_addr: \":1\"\n", &[], "server.htp_addr: unknown key"),
+    /// (YAML text, environment, expected message fragment)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        (
+            "buffer:\n  capacity: 0\n",
+            &[],
+            "buffer.capacity: must be between 1 and 1000000",
+        ),
+        (
+            "server:\n  htp_addr: \":1\"\n",
+            &[],
+            "server.htp_addr: unknown key",
+        ),
         ("bogus: 1\n", &[], "bogus: unknown key"),
-        ("publisher:\n  hls:\n    dir: ./media\n  dash:\n    dir: ./media/\n", &[], "publisher.dash.dir: must differ from publisher.hls.dir"),
-        ("log:\n  level: loud\n", &[], "log.level: must be debug, info, warn or error"),
-        ("", &[("OPEN_STREAMER_SERVER_HTTP_ADDR", "nonsense")], "server.http_addr: \"nonsense\" is not host:port"),
-        ("", &[("OPEN_STREAMER_BUFFER_CAPACITY", "lots")], "buffer.capacity"),
-        ("", &[("OPEN_STREAMER_LISTENERS_RTMP_PORT", "0")], "listeners.rtmp.port: must be between 1 and 65535"),
-        ("", &[("OPEN_STREAMER_STORAGE_DRIVER", "sql")], "storage.driver: driver \"sql\" is not available in this build"),
-        ("", &[("OPEN_STREAMER_STORAGE_DRIVER", "redis")], "storage.driver: unknown driver \"redis\""),
+        (
+            "publisher:\n  hls:\n    dir: ./media\n  dash:\n    dir: ./media/\n",
+            &[],
+            "publisher.dash.dir: must differ from publisher.hls.dir",
+        ),
+        (
+            "log:\n  level: loud\n",
+            &[],
+            "log.level: must be debug, info, warn or error",
+        ),
+        (
+            "",
+            &[("OPEN_STREAMER_SERVER_HTTP_ADDR", "nonsense")],
+            "server.http_addr: \"nonsense\" is not host:port",
+        ),
+        (
+            "",
+            &[("OPEN_STREAMER_BUFFER_CAPACITY", "lots")],
+            "buffer.capacity",
+        ),
+        (
+            "",
+            &[("OPEN_STREAMER_LISTENERS_RTMP_PORT", "0")],
+            "listeners.rtmp.port: must be between 1 and 65535",
+        ),
+        (
+            "",
+            &[("OPEN_STREAMER_STORAGE_DRIVER", "sql")],
+            "storage.driver: driver \"sql\" is not available in this build",
+        ),
+        (
+            "",
+            &[("OPEN_STREAMER_STORAGE_DRIVER", "redis")],
+            "storage.driver: unknown driver \"redis\"",
+        ),
     ];
     for (text, env, want) in cases {
         let file = yaml(&dir, text);
         let got = load_err(&opts(Some(file), env));
-        assert!(got.contains(want), "for {text:?} {env:?}: got {got:?}, want {want:?}");
+        assert!(
+            got.contains(want),
+            "for {text:?} {env:?}: got {got:?}, want {want:?}"
+        );
     }
     let missing = load_err(&opts(Some(dir.path().join("absent.yaml")), &[]));
     assert!(missing.contains("absent.yaml: not found"), "{missing}");
     let broken = yaml(&dir, "server: [unclosed\n");
-    assert!(matches!(load(&opts(Some(broken), &[])), Err(ConfigError::File { .. })));
+    assert!(matches!(
+        load(&opts(Some(broken), &[])),
+        Err(ConfigError::File { .. })
+    ));
 }
 
 #[test]
@@ -141,9 +188,16 @@ fn shipped_config_file_is_valid_and_documents_every_key() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/config.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let c = load_ok(&opts(Some(path), &[]));
-    assert_eq!(c, Config::default(), "config/config.yaml must spell out the defaults");
+    assert_eq!(
+        c,
+        Config::default(),
+        "config/config.yaml must spell out the defaults"
+    );
     for (key, _) in os_config::known_keys() {
         let leaf = key.rsplit('.').next().unwrap_or(&key);
-        assert!(text.contains(&format!("{leaf}:")), "config/config.yaml lacks {key}");
+        assert!(
+            text.contains(&format!("{leaf}:")),
+            "config/config.yaml lacks {key}"
+        );
     }
 }

@@ -39,7 +39,7 @@ pub fn validate_code(code: &str) -> Result<(), String> {
 }
 
 /// A live channel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Stream {
     /// Unique identifier (`A-Za-z0-9_-`, 1–128). The code in the request path wins over this field.
@@ -69,27 +69,8 @@ pub struct Stream {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-impl Default for Stream {
-    fn default() -> Self {
-        Self {
-            code: String::new(),
-            name: String::new(),
-            description: String::new(),
-            tags: Vec::new(),
-            disabled: false,
-            inputs: Vec::new(),
-            transcoder: None,
-            protocols: Protocols::default(),
-            push: Vec::new(),
-            dvr: None,
-            created_at: None,
-            updated_at: None,
-        }
-    }
-}
-
 /// One source of a stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Input {
     /// Source URL; its scheme and host select protocol and pull/push mode.
@@ -103,18 +84,6 @@ pub struct Input {
     /// Extra HTTP headers (HTTP-TS and HLS inputs).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
-}
-
-impl Default for Input {
-    fn default() -> Self {
-        Self {
-            url: String::new(),
-            priority: 0,
-            net: InputNet::default(),
-            auth: None,
-            headers: BTreeMap::new(),
-        }
-    }
 }
 
 /// Connection behaviour of one input.
@@ -435,7 +404,12 @@ impl Stream {
             }
             let net = &input.net;
             let nb = join(&base, "net");
-            p.range(join(&nb, "reconnect_delay_sec"), net.reconnect_delay_sec, 0, 3600);
+            p.range(
+                join(&nb, "reconnect_delay_sec"),
+                net.reconnect_delay_sec,
+                0,
+                3600,
+            );
             p.range(
                 join(&nb, "reconnect_max_delay_sec"),
                 net.reconnect_max_delay_sec,
@@ -455,10 +429,7 @@ impl Stream {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
                 if !valid {
-                    p.push(
-                        format!("{base}.headers.{name}"),
-                        "invalid HTTP header name",
-                    );
+                    p.push(format!("{base}.headers.{name}"), "invalid HTTP header name");
                 }
             }
             for (name, value) in &input.headers {
@@ -489,11 +460,19 @@ impl Stream {
             } else if url.len() <= lower.find("://").map_or(0, |i| i + 3) {
                 p.push(join(&base, "url"), "missing host");
             } else if let Some(first) = urls.insert(url, i) {
-                p.push(join(&base, "url"), format!("duplicate of push[{first}].url"));
+                p.push(
+                    join(&base, "url"),
+                    format!("duplicate of push[{first}].url"),
+                );
             }
             p.max_len(join(&base, "comment"), &dest.comment, 1024);
             p.range(join(&base, "timeout_sec"), dest.timeout_sec, 1, 600);
-            p.range(join(&base, "retry_timeout_sec"), dest.retry_timeout_sec, 0, 3600);
+            p.range(
+                join(&base, "retry_timeout_sec"),
+                dest.retry_timeout_sec,
+                0,
+                3600,
+            );
         }
     }
 }
@@ -548,15 +527,20 @@ impl TranscoderConfig {
             if !prof.level.is_empty() && !valid_level(&prof.level) {
                 p.push(
                     join(&b, "level"),
-                    format!("invalid level \"{}\"; expected e.g. 3.1, 4.1 or 5.1", prof.level),
+                    format!(
+                        "invalid level \"{}\"; expected e.g. 3.1, 4.1 or 5.1",
+                        prof.level
+                    ),
                 );
             }
         }
         let ab = join(base, "audio");
         p.range(join(&ab, "bitrate"), self.audio.bitrate, 8, 1024);
         if self.audio.sample_rate != 0
-            && ![8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000]
-                .contains(&self.audio.sample_rate)
+            && ![
+                8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000,
+            ]
+            .contains(&self.audio.sample_rate)
         {
             p.push(
                 join(&ab, "sample_rate"),
@@ -584,7 +568,10 @@ impl DvrConfig {
     fn validate(&self, base: &str, p: &mut Problems) {
         p.range(join(base, "segment_duration"), self.segment_duration, 1, 60);
         if !self.max_size_gb.is_finite() || self.max_size_gb < 0.0 {
-            p.push(join(base, "max_size_gb"), "must be 0 (unlimited) or positive");
+            p.push(
+                join(base, "max_size_gb"),
+                "must be 0 (unlimited) or positive",
+            );
         }
         if self.storage_path.split(['/', '\\']).any(|c| c == "..") {
             p.push(join(base, "storage_path"), "must not contain '..'");

@@ -41,7 +41,10 @@ fn contract_example_is_valid() {
         "dvr": {"enabled": true, "segment_duration": 6, "retention_sec": 172800}
     }));
     assert_eq!(s.validate(), Ok(()));
-    assert_eq!(s.inputs[1].net.timeout_sec, 10, "defaults fill missing fields");
+    assert_eq!(
+        s.inputs[1].net.timeout_sec, 10,
+        "defaults fill missing fields"
+    );
 }
 
 #[test]
@@ -134,14 +137,22 @@ fn transcoder_rules() {
         assert!(errs.iter().any(|x| x == e), "missing {e:?} in {errs:#?}");
     }
     assert!(errs.iter().any(|e| e.starts_with("transcoder.video.profiles[0].preset: unknown preset \"turbo\"")));
-    assert!(errs.iter().any(|e| e.starts_with("transcoder.video.profiles[0].profile: unknown profile \"ultra\"")));
-    assert!(errs.iter().any(|e| e.starts_with("transcoder.video.profiles[0].level: invalid level \"9.9\"")));
+    assert!(
+        errs.iter()
+            .any(|e| e
+                .starts_with("transcoder.video.profiles[0].profile: unknown profile \"ultra\""))
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("transcoder.video.profiles[0].level: invalid level \"9.9\""))
+    );
     assert_eq!(errs.len(), expected.len() + 3, "{errs:#?}");
 }
 
 #[test]
 fn enums_and_unknown_fields_are_rejected_by_deserialization() {
-    let bad_hw = serde_json::from_value::<Stream>(json!({"transcoder": {"global": {"hw_accel": "cuda"}}}));
+    let bad_hw =
+        serde_json::from_value::<Stream>(json!({"transcoder": {"global": {"hw_accel": "cuda"}}}));
     assert!(bad_hw.is_err_and(|e| e.to_string().contains("unknown variant `cuda`")));
     let typo = serde_json::from_value::<Stream>(json!({"protocols": {"hsl": true}}));
     assert!(typo.is_err_and(|e| e.to_string().contains("unknown field `hsl`")));
@@ -191,7 +202,8 @@ fn hook_rules() {
             "timeout_sec: must be between 1 and 300, got 0",
         ]
     );
-    let kafka: Hook = serde_json::from_value(json!({"id": "k", "type": "kafka", "target": "events-topic"}))
-        .unwrap_or_default();
+    let kafka: Hook =
+        serde_json::from_value(json!({"id": "k", "type": "kafka", "target": "events-topic"}))
+            .unwrap_or_default();
     assert_eq!(kafka.validate(), Ok(()));
 }

@@ -217,7 +217,8 @@ impl Store for JsonStore {
     async fn ping(&self) -> Result<()> {
         let root = self.root.clone();
         tokio::task::spawn_blocking(move || {
-            let meta = fs::metadata(root.join(STREAMS)).map_err(|e| unavailable("checking", &root, e))?;
+            let meta =
+                fs::metadata(root.join(STREAMS)).map_err(|e| unavailable("checking", &root, e))?;
             if meta.is_dir() {
                 Ok(())
             } else {
@@ -295,7 +296,10 @@ impl Store for JsonStore {
 
     async fn set_stream_running(&self, code: &str, running: bool) -> Result<()> {
         let mut state = self.state.lock().await;
-        let cur = state.streams.get(code).ok_or_else(|| not_found("stream", code))?;
+        let cur = state
+            .streams
+            .get(code)
+            .ok_or_else(|| not_found("stream", code))?;
         if cur.running == running {
             return Ok(());
         }

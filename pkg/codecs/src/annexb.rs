@@ -8,7 +8,11 @@ pub fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)> {
         // Skip quickly: a start code needs data[i + 2] == 1 and two zeros before it.
         match data[i + 2] {
             1 if data[i] == 0 && data[i + 1] == 0 => {
-                let sc = if i > from && data[i - 1] == 0 { i - 1 } else { i };
+                let sc = if i > from && data[i - 1] == 0 {
+                    i - 1
+                } else {
+                    i
+                };
                 return Some((sc, i + 3));
             }
             0 => i += 1,
@@ -72,9 +76,14 @@ mod tests {
 
     #[test]
     fn splits_three_and_four_byte_start_codes() {
-        let data = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5];
+        let data = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5,
+        ];
         let nals: Vec<&[u8]> = nal_units(&data).collect();
-        assert_eq!(nals, vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5][..]]);
+        assert_eq!(
+            nals,
+            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5][..]]
+        );
     }
 
     #[test]

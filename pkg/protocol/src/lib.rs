@@ -102,7 +102,9 @@ pub enum DetectError {
     MissingHost,
     #[error("missing port")]
     MissingPort,
-    #[error("{0} inputs cannot listen for pushes; only rtmp and srt accept pushes on a wildcard host")]
+    #[error(
+        "{0} inputs cannot listen for pushes; only rtmp and srt accept pushes on a wildcard host"
+    )]
     PushNotSupported(Protocol),
     #[error("push-listen url needs a stream key ({0})")]
     MissingPushKey(&'static str),
@@ -148,14 +150,17 @@ pub fn detect(raw: &str) -> Result<Detected, DetectError> {
 
     match protocol {
         Protocol::File => {
-            if url.host_str().is_some_and(|h| !h.is_empty() && h != "localhost") {
+            if url
+                .host_str()
+                .is_some_and(|h| !h.is_empty() && h != "localhost")
+            {
                 return Err(DetectError::FileHost);
             }
             return Ok(pull(protocol));
         }
         Protocol::S3 => {
             let has_bucket = url.host_str().is_some_and(|h| !h.is_empty());
-            let has_key = url.path().trim_start_matches('/').len() > 0;
+            let has_key = !url.path().trim_start_matches('/').is_empty();
             if !has_bucket || !has_key {
                 return Err(DetectError::MissingS3Key);
             }
@@ -183,7 +188,9 @@ pub fn detect(raw: &str) -> Result<Detected, DetectError> {
                 .unwrap_or_default()
                 .to_string();
             if key.is_empty() {
-                return Err(DetectError::MissingPushKey("rtmp://0.0.0.0:1935/<app>/<key>"));
+                return Err(DetectError::MissingPushKey(
+                    "rtmp://0.0.0.0:1935/<app>/<key>",
+                ));
             }
             Ok(Detected {
                 protocol,
@@ -197,7 +204,9 @@ pub fn detect(raw: &str) -> Result<Detected, DetectError> {
                 .map(|(_, v)| v.into_owned())
                 .unwrap_or_default();
             if key.is_empty() {
-                return Err(DetectError::MissingPushKey("srt://0.0.0.0:9999?streamid=<key>"));
+                return Err(DetectError::MissingPushKey(
+                    "srt://0.0.0.0:9999?streamid=<key>",
+                ));
             }
             Ok(Detected {
                 protocol,
@@ -280,10 +289,7 @@ mod tests {
         // A loopback or named host is a pull.
         assert!(detect("rtmp://127.0.0.1:1935/live/k").is_ok_and(|d| !d.is_push()));
         // UDP on a wildcard host receives unicast on every interface.
-        assert_eq!(
-            detect("udp://0.0.0.0:5000").map(|d| d.mode),
-            Ok(Mode::Pull)
-        );
+        assert_eq!(detect("udp://0.0.0.0:5000").map(|d| d.mode), Ok(Mode::Pull));
     }
 
     #[test]
@@ -313,6 +319,9 @@ mod tests {
         assert_eq!(detect("s3://bucket"), Err(DetectError::MissingS3Key));
         assert_eq!(detect("udp://239.1.1.1"), Err(DetectError::MissingPort));
         assert_eq!(detect("file://host/x.ts"), Err(DetectError::FileHost));
-        assert!(matches!(detect("rtmp://"), Err(DetectError::Invalid(_) | DetectError::MissingHost)));
+        assert!(matches!(
+            detect("rtmp://"),
+            Err(DetectError::Invalid(_) | DetectError::MissingHost)
+        ));
     }
 }
