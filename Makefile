@@ -4,6 +4,7 @@ CARGO        ?= cargo
 TARGET_DIR   := $(or $(CARGO_TARGET_DIR),target)
 BIN          := bin/open-streamer
 CONFIG       ?= config/config.yaml
+FUZZ_SECONDS ?= 20
 
 .PHONY: help build run test test-deps lint fmt fmt-check check bench openapi \
         fuzz-smoke install-service uninstall-service clean
@@ -44,7 +45,7 @@ openapi: ## regenerate api/openapi.json from the code
 	UPDATE_OPENAPI=1 $(CARGO) test -p os-api --test openapi
 
 fuzz-smoke: ## run every fuzz target briefly (nightly + cargo-fuzz)
-	fuzz/smoke.sh
+	fuzz/smoke.sh $(FUZZ_SECONDS)
 
 install-service: build ## install as a systemd service (root)
 	build/install.sh install --binary $(BIN)
