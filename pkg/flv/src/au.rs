@@ -91,7 +91,6 @@ impl FlvDemuxer {
         let Some(codec) = tag.codec.av_codec() else {
             return Ok(());
         };
-        let dts = ms_to_ticks(self.clock.unwrap(timestamp));
         match tag.packet_type {
             VideoPacketType::SequenceStart => {
                 let (length_size, sets) = match codec {
@@ -125,6 +124,7 @@ impl FlvDemuxer {
                 }
             }
             VideoPacketType::CodedFrames | VideoPacketType::CodedFramesX => {
+                let dts = ms_to_ticks(self.clock.unwrap(timestamp));
                 let state = self.video.as_ref().filter(|s| s.codec == codec);
                 let length_size = state.map_or(DEFAULT_LENGTH_SIZE, |s| s.length_size);
                 let mut payload = BytesMut::with_capacity(tag.data.len() + 64);
@@ -176,7 +176,6 @@ impl FlvDemuxer {
         let Some(codec) = tag.codec.av_codec() else {
             return Ok(());
         };
-        let ts = ms_to_ticks(self.clock.unwrap(timestamp));
         match tag.packet_type {
             AudioPacketType::SequenceStart if codec == Codec::Aac => {
                 let asc = AudioSpecificConfig::parse(&tag.data)?;
@@ -186,6 +185,7 @@ impl FlvDemuxer {
                 }
             }
             AudioPacketType::CodedFrames | AudioPacketType::Raw => {
+                let ts = ms_to_ticks(self.clock.unwrap(timestamp));
                 out.push(DemuxEvent::Unit(AccessUnit {
                     track: self.audio_track,
                     codec,
@@ -238,7 +238,8 @@ pub fn audio_sequence_header(codec: Codec, params: &AudioParams) -> Result<Optio
 /// A video frame body for an H.264/H.265 access unit: Annex-B converted to
 /// 4-byte length-prefixed NAL units, with parameter sets and access unit
 /// delimiters removed (they travel in the sequence header). Returns the tag
-/// timestamp (ms of the DTS) and the body.
+/// timestamp (ms of the DTS) and the body. FLV timestamps are unsigned 32-bit:
+/// rebase the timeline (see [`os_av::time::Rebaser`]) so that DTS is not negative.
 pub fn video_frame(au: &AccessUnit, enhanced: bool) -> Result<(u32, Bytes)> {
     let (codec, keep): (VideoCodec, fn(&[u8]) -> bool) = match au.codec {
         Codec::H264 => (VideoCodec::Avc, |nal| {
