@@ -16,6 +16,7 @@ use os_codecs::{h264, h265};
 
 use crate::audio::{AudioCodec, AudioPacketType, AudioTag, aac_frame, aac_sequence_header};
 use crate::error::{Error, Result};
+use crate::script::Metadata;
 use crate::tag::{Tag, TagType};
 use crate::time::{MsUnwrapper, composition_time_ms, ms_to_ticks, tag_timestamp};
 use crate::video::{VideoCodec, VideoPacketType, VideoTag, avc_sequence_header};
@@ -310,4 +311,39 @@ pub fn audio_frame(au: &AccessUnit, params: Option<&AudioParams>) -> Result<(u32
         _ => return Err(Error::UnsupportedCodec("not an audio codec FLV carries")),
     };
     Ok((tag_timestamp(au.dts), body))
+}
+
+/// `onMetaData` fields describing the given tracks (for RTMP play and push-out;
+/// encode with [`Metadata::to_script_body`]).
+pub fn metadata_for(
+    video: Option<(Codec, &VideoParams)>,
+    audio: Option<(Codec, &AudioParams)>,
+) -> Metadata {
+    let mut meta = Metadata::default();
+    if let Some((codec, v)) = video {
+        meta.width = Some(f64::from(v.width));
+        meta.height = Some(f64::from(v.height));
+        meta.framerate = v
+            .frame_rate
+            .filter(|&(_, d)| d != 0)
+            .map(|(n, d)| f64::from(n) / f64::from(d));
+        meta.video_codec = match codec {
+            Codec::H264 => Some(VideoCodec::Avc),
+            Codec::H265 => Some(VideoCodec::Hevc),
+            _ => None,
+        };
+    }
+    if let Some((codec, a)) = audio {
+        meta.audio_sample_rate = Some(f64::from(a.sample_rate));
+        meta.audio_sample_size = Some(16.0);
+        meta.stereo = Some(a.channels >= 2);
+        meta.audio_codec = match codec {
+            Codec::Aac => Some(AudioCodec::Aac),
+            Codec::Mp3 => Some(AudioCodec::Mp3),
+            Codec::Opus => Some(AudioCodec::Opus),
+            Codec::Ac3 => Some(AudioCodec::Ac3),
+            _ => None,
+        };
+    }
+    meta
 }

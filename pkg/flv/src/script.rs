@@ -149,9 +149,9 @@ impl Metadata {
         })
     }
 
-    /// The present fields as an ECMA array. Codecs with a legacy id are
-    /// written as that number, FourCC-only codecs as the FourCC packed in a number
-    /// (the Enhanced RTMP convention).
+    /// The present fields as an ECMA array. Codecs with a standard legacy id
+    /// are written as that number; HEVC and FourCC-only codecs as the FourCC
+    /// packed in a number (the Enhanced RTMP convention).
     pub fn to_amf0(&self) -> Amf0Value {
         let mut props: Vec<(String, Amf0Value)> = Vec::new();
         let mut num = |k: &str, v: Option<f64>| {
@@ -166,9 +166,12 @@ impl Metadata {
         num("framerate", self.framerate);
         num(
             "videocodecid",
-            self.video_codec.and_then(|c| match c.codec_id() {
-                Some(id) => Some(f64::from(id)),
-                None => c.fourcc().map(|cc| f64::from(u32::from_be_bytes(cc))),
+            self.video_codec.and_then(|c| match (c, c.codec_id()) {
+                // HEVC's legacy id 12 is non-standard: prefer its FourCC.
+                (VideoCodec::Hevc, _) | (_, None) => {
+                    c.fourcc().map(|cc| f64::from(u32::from_be_bytes(cc)))
+                }
+                (_, Some(id)) => Some(f64::from(id)),
             }),
         );
         num("audiodatarate", self.audio_data_rate);

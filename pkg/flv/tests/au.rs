@@ -60,6 +60,23 @@ fn h264_aac_to_access_units() {
     };
     assert_eq!((a.sample_rate, a.channels, a.object_type), (44_100, 2, 2));
 
+    // Metadata from the params matches what ffmpeg wrote for these fields.
+    let meta = os_flv::au::metadata_for(Some((Codec::H264, v)), Some((Codec::Aac, a)));
+    let original = os_flv::ScriptData::parse(&tags("h264_aac.flv")[0].data)
+        .expect("script")
+        .metadata()
+        .expect("metadata");
+    assert_eq!(meta.width, original.width);
+    assert_eq!(meta.height, original.height);
+    assert_eq!(meta.framerate, original.framerate);
+    assert_eq!(meta.video_codec, original.video_codec);
+    assert_eq!(meta.audio_codec, original.audio_codec);
+    assert_eq!(meta.audio_sample_rate, original.audio_sample_rate);
+    assert_eq!(meta.stereo, original.stereo);
+    let body = meta.to_script_body().expect("encode");
+    let back = os_flv::ScriptData::parse(&body).expect("parse").metadata();
+    assert_eq!(back, Some(meta));
+
     let units: Vec<&AccessUnit> = events
         .iter()
         .filter_map(|e| match e {
