@@ -177,10 +177,15 @@ impl Stream {
         self.rai = rai;
         self.expected = None;
         self.buf.clear();
-        let hint = (self.last_size + self.last_size / 2).max(4096);
+        // Room for a PES like the last one; allocations are amortized over
+        // several PES (units are frozen slices of the same buffer) but stay
+        // proportional to the data actually seen on this PID.
+        let hint = (self.last_size + self.last_size / 2).clamp(4096, self.max.max(4096));
         if self.buf.capacity() < hint {
+            // Several PES per allocation; once the units cut from it are
+            // dropped, `reserve` reuses the same memory.
             let chunk = match self.codec.kind() {
-                TrackKind::Video => 1 << 20,
+                TrackKind::Video => (self.last_size * 8).clamp(64 << 10, 4 << 20),
                 TrackKind::Audio => 64 << 10,
             };
             self.buf.reserve(hint.max(chunk));
@@ -397,6 +402,9 @@ pub struct Demuxer {
     cc: Vec<u8>,
     pat: Section,
     pmt: Section,
+    /// Last PAT/PMT sections applied: repetitions are skipped without a CRC check.
+    last_pat: Vec<u8>,
+    last_pmt: Vec<u8>,
     pmt_pid: Option<u16>,
     program_number: Option<u16>,
     pmt_content: Option<Pmt>,
@@ -432,6 +440,8 @@ impl Demuxer {
             cc: vec![CC_UNKNOWN; NUM_PIDS],
             pat: Section::default(),
             pmt: Section::default(),
+            last_pat: Vec::new(),
+            last_pmt: Vec::new(),
             pmt_pid: None,
             program_number: None,
             pmt_content: None,
@@ -566,6 +576,7 @@ impl Demuxer {
         }
     }
 
+    #[inline]
     fn packet(&mut self, pkt: &[u8; PACKET_SIZE]) {
         let pid = (u16::from(pkt[1] & 0x1F) << 8) | u16::from(pkt[2]);
         let slot = self
@@ -739,7 +750,7 @@ impl Demuxer {
     }
 
     fn on_pat(&mut self, section: &[u8]) {
-        if section.first() != Some(&0x00) {
+        if section.first() != Some(&0x00) || section == self.last_pat.as_slice() {
             return;
         }
         let entries = match parse_pat(section) {
@@ -756,6 +767,8 @@ impl Demuxer {
             Some(n) => entries.iter().find(|e| e.program_number == n),
             None => entries.first(),
         };
+        self.last_pat.clear();
+        self.last_pat.extend_from_slice(section);
         let Some(entry) = chosen.copied() else {
             return;
         };
@@ -768,6 +781,7 @@ impl Demuxer {
         }
         self.pmt_pid = Some(entry.pmt_pid);
         self.pmt.reset();
+        self.last_pmt.clear();
         if let Some(c) = self.cc.get_mut(usize::from(entry.pmt_pid)) {
             *c = CC_UNKNOWN;
         }
@@ -776,7 +790,7 @@ impl Demuxer {
     }
 
     fn on_pmt(&mut self, section: &[u8]) {
-        if section.first() != Some(&0x02) {
+        if section.first() != Some(&0x02) || section == self.last_pmt.as_slice() {
             return;
         }
         let pmt = match parse_pmt(section) {
@@ -792,6 +806,8 @@ impl Demuxer {
         if Some(pmt.program_number) != self.program_number {
             return;
         }
+        self.last_pmt.clear();
+        self.last_pmt.extend_from_slice(section);
         let same = self
             .pmt_content
             .as_ref()

@@ -83,6 +83,7 @@ pub fn write_pcr(pcr: u64) -> [u8; 6] {
 
 /// Parse a 188-byte packet. Returns `None` when the adaptation field length
 /// is impossible or the adaptation field control is reserved (`00`).
+#[inline]
 pub fn parse_packet(pkt: &[u8; PACKET_SIZE]) -> Option<Packet> {
     let header = PacketHeader::parse([pkt[0], pkt[1], pkt[2], pkt[3]]);
     if !header.has_adaptation_field && !header.has_payload {
