@@ -4,7 +4,9 @@
 //!   and whenever `psi_interval` (default 100 ms of DTS) has passed.
 //! - PCR is carried in the adaptation field of the first packet of every PES
 //!   on the PCR PID (the first video track, else the first track), at
-//!   `dts - pcr_delay`.
+//!   `dts - pcr_delay`; when that track is sparse (e.g. low frame rate) and
+//!   other tracks advance 40 ms past its last PCR, an adaptation-field-only
+//!   packet with a PCR is added on the PCR PID.
 //! - Keyframes get `random_access_indicator`; PES headers carry PTS, and DTS
 //!   when it differs.
 //! - H.264 (and H.265) units without an access unit delimiter get one.
@@ -117,6 +119,7 @@ pub struct Muxer {
     pat_cc: u8,
     pmt_cc: u8,
     last_psi: Option<i64>,
+    last_pcr: Option<i64>,
     psi_due: bool,
     head: Vec<u8>,
 }
@@ -133,6 +136,7 @@ impl Muxer {
             pat_cc: 0,
             pmt_cc: 0,
             last_psi: None,
+            last_pcr: None,
             psi_due: true,
             head: Vec::with_capacity(64),
         };
@@ -411,14 +415,54 @@ impl Muxer {
             .extend_from_slice(pes_head.get(..head_len).unwrap_or_default());
         self.head
             .extend_from_slice(prefix.get(..prefix_len).unwrap_or_default());
-        let pcr = (track.pid == self.pcr_pid).then(|| {
-            let base = (au.dts - self.config.pcr_delay).rem_euclid(WRAP_33) as u64;
-            base * 300
-        });
+        let pcr_base = (au.dts - self.config.pcr_delay).rem_euclid(WRAP_33) as u64;
+        let pcr = if track.pid == self.pcr_pid {
+            self.last_pcr = Some(au.dts);
+            Some(pcr_base * 300)
+        } else {
+            None
+        };
         let rai = au.keyframe && (video || self.pcr_pid == track.pid);
         write_packets(out, track.pid, &mut track.cc, &self.head, body, pcr, rai);
+        // Keep PCRs at most 40 ms apart when the PCR track is sparse (low
+        // frame rate video): an adaptation-field-only packet on its PID.
+        if pcr.is_none()
+            && self
+                .last_pcr
+                .is_some_and(|last| au.dts - last >= PCR_MAX_GAP && au.dts > last)
+        {
+            write_pcr_packet(out, self.pcr_pid, self.pcr_cc(), pcr_base * 300);
+            self.last_pcr = Some(au.dts);
+        }
         Ok(())
     }
+}
+
+impl Muxer {
+    /// Current continuity counter of the PCR PID (not incremented by
+    /// packets without payload).
+    fn pcr_cc(&self) -> u8 {
+        self.tracks
+            .iter()
+            .find(|t| t.pid == self.pcr_pid)
+            .map_or(0, |t| t.cc.wrapping_sub(1) & 0x0F)
+    }
+}
+
+/// Largest PCR spacing (90 kHz) the muxer lets happen: 40 ms.
+const PCR_MAX_GAP: i64 = 3_600;
+
+/// An adaptation-field-only packet carrying a PCR.
+fn write_pcr_packet<B: TsBuffer>(out: &mut B, pid: u16, cc: u8, pcr: u64) {
+    let mut pkt = [0xFFu8; PACKET_SIZE];
+    pkt[0] = SYNC_BYTE;
+    pkt[1] = (pid >> 8) as u8 & 0x1F;
+    pkt[2] = pid as u8;
+    pkt[3] = 0x20 | (cc & 0x0F);
+    pkt[4] = 183;
+    pkt[5] = 0x10;
+    pkt[6..12].copy_from_slice(&write_pcr(pcr));
+    out.put_bytes(&pkt);
 }
 
 /// Whether the first NAL unit of an Annex-B buffer satisfies `pred` (on its first header byte).
@@ -605,6 +649,47 @@ mod tests {
         assert!(video[0].keyframe && !video[1].keyframe);
         assert_eq!((video[1].pts, video[1].dts), (100_800, 93_600));
         assert_eq!(video[2].payload.len(), 1 + 6);
+    }
+
+    #[test]
+    fn sparse_video_gets_extra_pcr_packets() {
+        let mut m = Muxer::with_tracks(&tracks()).unwrap();
+        let mut out = Vec::new();
+        // 5 fps video, AAC every 1920 ticks in between.
+        let mut audio_ts = 90_000;
+        for i in 0..10 {
+            let dts = 90_000 + i * 18_000;
+            m.write(&video(dts, dts, i == 0, 500), &mut out).unwrap();
+            while audio_ts < dts + 18_000 {
+                let au = AccessUnit {
+                    track: 0x101,
+                    codec: Codec::Aac,
+                    pts: audio_ts,
+                    dts: audio_ts,
+                    keyframe: true,
+                    discontinuity: false,
+                    payload: Bytes::from(vec![0x21; 50]),
+                };
+                m.write(&au, &mut out).unwrap();
+                audio_ts += 1920;
+            }
+        }
+        let mut d = Demuxer::new();
+        d.push(&out);
+        d.flush();
+        let mut pcrs = Vec::new();
+        while let Some(e) = d.pull() {
+            match e {
+                Event::Pcr { pcr, .. } => pcrs.push(pcr),
+                Event::ContinuityError { .. } => panic!("CC error"),
+                _ => {}
+            }
+        }
+        assert!(pcrs.len() > 30, "{} PCRs", pcrs.len());
+        assert!(
+            pcrs.windows(2)
+                .all(|w| w[1] > w[0] && w[1] - w[0] <= 3_600 * 300 + 1_920 * 300)
+        );
     }
 
     #[test]
