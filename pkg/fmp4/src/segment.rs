@@ -282,8 +282,10 @@ fn prepare_run(run: &TrackRun<'_>) -> Result<PreparedRun, Fmp4Error> {
                         next: next_dts,
                     });
                 }
-                let d = to_ts(next_dts) - to_ts(au.dts);
-                u32::try_from(d).map_err(|_| Fmp4Error::TimestampOutOfRange("sample duration"))?
+                to_ts(next_dts)
+                    .checked_sub(to_ts(au.dts))
+                    .and_then(|d| u32::try_from(d).ok())
+                    .ok_or(Fmp4Error::TimestampOutOfRange("sample duration"))?
             }
             None => prev_duration.unwrap_or(t.default_sample_duration),
         };
@@ -295,8 +297,10 @@ fn prepare_run(run: &TrackRun<'_>) -> Result<PreparedRun, Fmp4Error> {
             au.payload.len()
         };
         let size = u32::try_from(size).map_err(|_| Fmp4Error::TooLarge("sample"))?;
-        let composition_offset = i32::try_from(to_ts(au.pts) - to_ts(au.dts))
-            .map_err(|_| Fmp4Error::TimestampOutOfRange("composition offset"))?;
+        let composition_offset = to_ts(au.pts)
+            .checked_sub(to_ts(au.dts))
+            .and_then(|c| i32::try_from(c).ok())
+            .ok_or(Fmp4Error::TimestampOutOfRange("composition offset"))?;
         let sync = !is_video || au.keyframe;
         samples.push(Sample {
             duration,

@@ -187,6 +187,26 @@ fn errors_instead_of_bad_output() {
         one_run(&track, &[vau(0, 1 << 40, true)], None),
         Err(Fmp4Error::TimestampOutOfRange(_))
     ));
+    // Extreme timestamps error out instead of overflowing.
+    let audio = TrackConfig::new(3, Codec::Aac, &audio_params()).unwrap();
+    let huge = |dts: i64| AccessUnit {
+        track: 3,
+        codec: Codec::Aac,
+        pts: i64::MAX,
+        dts,
+        keyframe: true,
+        discontinuity: false,
+        payload: Bytes::from_static(&[1, 2]),
+    };
+    assert!(
+        one_run(
+            &audio,
+            &[huge(i64::MAX / 2), huge(i64::MAX)],
+            Some(i64::MAX)
+        )
+        .is_err()
+    );
+    assert!(one_run(&track, &[vau(i64::MAX, i64::MIN, true)], Some(i64::MAX)).is_err());
     let mut wrong = vau(0, 0, true);
     wrong.codec = Codec::H265;
     assert!(matches!(
