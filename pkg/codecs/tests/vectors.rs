@@ -160,19 +160,14 @@ fn h265_sps_matches_ffprobe() {
             "{name} level"
         );
         assert_eq!(sps.frame_rate(), Some(fps), "{name} frame rate");
-        // x265 signals progressive_source + frame_only → B0? (0x90 with interlaced 0).
+        // x265 signals general_progressive_source_flag + general_frame_only_constraint_flag
+        // (first constraint byte 0x90); Main sets compatibility flags 1 and 2, Main 10 flag 2.
         let s = codec_string::hevc("hvc1", &sps.ptl);
-        let compat = if sps.ptl.profile_idc == 1 { "6" } else { "4" };
-        let cb = sps.ptl.constraint_bytes();
-        assert_eq!(
-            s,
-            format!(
-                "hvc1.{}.{compat}.L{}.{:X}",
-                sps.ptl.profile_idc, sps.ptl.level_idc, cb[0]
-            ),
-            "{name}"
-        );
-        assert_eq!(&cb[1..], &[0; 5]);
+        let expected = match sps.ptl.profile_idc {
+            1 => "hvc1.1.6.L60.90",
+            _ => "hvc1.2.4.L60.90",
+        };
+        assert_eq!(s, expected, "{name}");
         let params = os_codecs::params::h265_video_params(&sets.vps, &sets.sps, &sets.pps).unwrap();
         assert_eq!(codec_string::for_h265(&params), s);
     }
