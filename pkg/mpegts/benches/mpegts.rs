@@ -218,6 +218,27 @@ fn benches(c: &mut Criterion) {
                 offsets.len()
             })
         });
+        // Floor for any scanner on this machine: touch one byte per packet.
+        g.bench_with_input(BenchmarkId::new("touch_baseline", name), &ts, |b, ts| {
+            b.iter(|| {
+                ts.chunks_exact(188)
+                    .fold(0u32, |acc, p| acc.wrapping_add(u32::from(p[1])))
+            })
+        });
+        // One ~1 MiB chunk scanned as it arrives (cache resident), the
+        // buffer hub / segmenter use.
+        let chunk = &ts[..SCAN_CHUNK.min(ts.len() / 188 * 188)];
+        g.throughput(Throughput::Bytes(chunk.len() as u64));
+        g.bench_with_input(BenchmarkId::new("chunk_1MiB", name), chunk, |b, chunk| {
+            let mut offsets = Vec::new();
+            let mut s = KeyframeScanner::with_video(0x100, Codec::H264);
+            b.iter(|| {
+                offsets.clear();
+                s.scan(black_box(chunk), &mut offsets);
+                offsets.len()
+            })
+        });
+        g.throughput(Throughput::Bytes(bytes));
         g.bench_with_input(BenchmarkId::new("learn_pid", name), &ts, |b, ts| {
             let mut offsets = Vec::new();
             b.iter(|| {

@@ -49,6 +49,8 @@ fn first_picture_is_key(codec: Codec, annexb: &[u8]) -> Option<bool> {
 /// Bytes kept from one packet's payload so that a start code split across
 /// packets is still seen.
 const TAIL: usize = 4;
+/// Packets examined per pass-1 block (bits of the mask).
+const BLOCK: usize = 64;
 /// How many continuation packets are inspected before giving up on a PES.
 const MAX_FOLLOW: u8 = 16;
 
@@ -110,6 +112,8 @@ pub struct KeyframeScanner {
     learn: bool,
     program: Option<u16>,
     pmt_pid: Option<u16>,
+    /// CRCs of the last PAT and PMT parsed: repetitions are skipped.
+    last_crc: [Option<[u8; 4]>; 2],
 }
 
 impl KeyframeScanner {
@@ -142,47 +146,40 @@ impl KeyframeScanner {
         let mut pos = 0;
         let mut pending: Option<Pending> = None;
         while let Some(rest) = chunk.get(pos..).filter(|r| r.len() >= PACKET_SIZE) {
-            let mut advanced = 0;
-            let mut lost = false;
-            for pkt in rest.chunks_exact(PACKET_SIZE) {
-                let Some(head) = pkt.first_chunk::<4>() else {
-                    break;
-                };
-                let w = u32::from_be_bytes(*head);
-                if (w >> 24) as u8 != SYNC_BYTE {
-                    lost = true;
-                    break;
-                }
-                let pid = ((w >> 8) & 0x1FFF) as u16;
-                let pusi = w & 0x0040_0000 != 0;
-                match self.video {
-                    Some((vpid, codec)) if vpid == pid => {
-                        let offset = pos + advanced;
-                        if pusi {
-                            pending = None;
-                            match packet_keyframe(pkt, codec) {
-                                Inspect::Key => out.push(offset),
-                                Inspect::NotKey => {}
-                                Inspect::Undecided(es) => pending = Some(Pending::new(offset, es)),
-                            }
-                        } else if let Some(p) = pending.as_mut() {
-                            if let Some(decision) = payload(pkt).and_then(|pl| p.follow(codec, pl))
-                            {
-                                if decision {
-                                    out.push(p.offset);
-                                }
-                                pending = None;
-                            }
-                        }
+            let whole = rest.len() / PACKET_SIZE * PACKET_SIZE;
+            let mut lost_at = None;
+            let mut i = 0;
+            'blocks: while i < whole {
+                let block = rest
+                    .get(i..whole.min(i + BLOCK * PACKET_SIZE))
+                    .unwrap_or_default();
+                // Pass 1, branch-free so that the header loads overlap: which
+                // packets need a look (bad sync, video, PSI while learning).
+                let mut mask = self.interesting(block, pending.is_some(), 0);
+                // Pass 2: only those.
+                while mask != 0 {
+                    let j = mask.trailing_zeros() as usize;
+                    mask &= mask - 1;
+                    let Some(pkt) = block.get(j * PACKET_SIZE..(j + 1) * PACKET_SIZE) else {
+                        break;
+                    };
+                    if pkt.first() != Some(&SYNC_BYTE) {
+                        lost_at = Some(i + j * PACKET_SIZE);
+                        break 'blocks;
                     }
-                    _ if self.learn && pusi => self.psi(pid, pkt),
-                    _ => {}
+                    let before = (pending.is_some(), self.pmt_pid, self.video);
+                    self.packet(pkt, pos + i + j * PACKET_SIZE, &mut pending, out);
+                    if before != (pending.is_some(), self.pmt_pid, self.video) {
+                        // New PES to follow or PIDs learned: re-flag the rest
+                        // of the block.
+                        mask |= self.interesting(block, pending.is_some(), j + 1);
+                    }
                 }
-                advanced += PACKET_SIZE;
+                i += block.len();
             }
-            pos += advanced;
-            if !lost {
-                return;
+            match lost_at {
+                None => return,
+                Some(at) => pos += at,
             }
             // Resync: next sync byte confirmed by the following packet (or
             // by the end of the chunk).
@@ -198,6 +195,62 @@ impl KeyframeScanner {
         }
     }
 
+    /// Bit `j` set when packet `j` of `block` (from packet `from` on) has a
+    /// bad sync byte, starts a PES on the video PID (any video packet when
+    /// `follow`), or starts a section while the PIDs are being learned.
+    #[inline]
+    fn interesting(&self, block: &[u8], follow: bool, from: usize) -> u64 {
+        let vpid = self.video.map_or(u32::MAX, |(p, _)| u32::from(p));
+        let pmt_pid = self.pmt_pid.map_or(u32::MAX, u32::from);
+        let learn = self.learn;
+        let mut mask = 0u64;
+        for (j, pkt) in block.chunks_exact(PACKET_SIZE).enumerate().skip(from) {
+            let w = pkt.first_chunk::<4>().map_or(0, |h| u32::from_be_bytes(*h));
+            let bad = (w >> 24) != u32::from(SYNC_BYTE);
+            let pusi = w & 0x0040_0000 != 0;
+            let pid = (w >> 8) & 0x1FFF;
+            let video = pid == vpid;
+            let psi = (pid == u32::from(PID_PAT)) | (pid == pmt_pid);
+            let hit = bad | (video & (pusi | follow)) | (learn & pusi & psi);
+            mask |= u64::from(hit) << j;
+        }
+        mask
+    }
+
+    /// Handle one packet flagged by [`KeyframeScanner::interesting`].
+    fn packet(
+        &mut self,
+        pkt: &[u8],
+        offset: usize,
+        pending: &mut Option<Pending>,
+        out: &mut Vec<usize>,
+    ) {
+        let w = pkt.first_chunk::<4>().map_or(0, |h| u32::from_be_bytes(*h));
+        let pid = ((w >> 8) & 0x1FFF) as u16;
+        let pusi = w & 0x0040_0000 != 0;
+        match self.video {
+            Some((vpid, codec)) if vpid == pid => {
+                if pusi {
+                    *pending = None;
+                    match packet_keyframe(pkt, codec) {
+                        Inspect::Key => out.push(offset),
+                        Inspect::NotKey => {}
+                        Inspect::Undecided(es) => *pending = Some(Pending::new(offset, es)),
+                    }
+                } else if let Some(p) = pending.as_mut() {
+                    if let Some(decision) = payload(pkt).and_then(|pl| p.follow(codec, pl)) {
+                        if decision {
+                            out.push(p.offset);
+                        }
+                        *pending = None;
+                    }
+                }
+            }
+            _ if self.learn && pusi => self.psi(pid, pkt),
+            _ => {}
+        }
+    }
+
     fn psi(&mut self, pid: u16, pkt: &[u8]) {
         if pid != PID_PAT && Some(pid) != self.pmt_pid {
             return;
@@ -205,20 +258,36 @@ impl KeyframeScanner {
         let Some(section) = single_section(pkt) else {
             return;
         };
-        if pid == PID_PAT {
-            if let Ok(entries) = parse_pat(section) {
+        // The CRC at the end of the section identifies a repetition.
+        let len = section
+            .get(1..3)
+            .map_or(0, |b| (usize::from(b[0] & 0x0F) << 8) | usize::from(b[1]));
+        let crc = section
+            .get(len.saturating_sub(1)..len + 3)
+            .and_then(|c| <[u8; 4]>::try_from(c).ok());
+        let which = usize::from(pid != PID_PAT);
+        if crc.is_some() && self.last_crc.get(which).copied().flatten() == crc {
+            return;
+        }
+        let parsed = if pid == PID_PAT {
+            parse_pat(section).ok().map(|entries| {
                 if let Some(e) = entries.first() {
                     self.program = Some(e.program_number);
                     self.pmt_pid = Some(e.pmt_pid);
                 }
-            }
-        } else if let Ok(pmt) = parse_pmt(section) {
-            if Some(pmt.program_number) == self.program {
-                self.video = pmt.streams.iter().find_map(|s| match s.codec {
-                    Some(c @ (Codec::H264 | Codec::H265)) => Some((s.pid, c)),
-                    _ => None,
-                });
-            }
+            })
+        } else {
+            parse_pmt(section).ok().map(|pmt| {
+                if Some(pmt.program_number) == self.program {
+                    self.video = pmt.streams.iter().find_map(|s| match s.codec {
+                        Some(c @ (Codec::H264 | Codec::H265)) => Some((s.pid, c)),
+                        _ => None,
+                    });
+                }
+            })
+        };
+        if let Some(slot) = self.last_crc.get_mut(which) {
+            *slot = if parsed.is_some() { crc } else { None };
         }
     }
 }
