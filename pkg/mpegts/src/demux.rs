@@ -218,21 +218,27 @@ impl Stream {
     /// Turn the buffered PES into access units.
     fn finish(&mut self, out: &mut Output<'_>) {
         self.in_pes = false;
-        let data = self.buf.split().freeze();
-        self.last_size = data.len();
-        let header = match parse_pes_header(&data) {
+        let len = self.buf.len();
+        self.last_size = len;
+        let header = match parse_pes_header(&self.buf) {
             Ok(h) => h,
             Err(e) => {
+                self.buf.clear();
                 out.corrupt(self.pid, Corruption::PesHeader(e));
                 return;
             }
         };
-        let end = header.total_len().map_or(data.len(), |t| t.min(data.len()));
+        let end = header.total_len().map_or(len, |t| t.min(len));
         if header.header_len > end {
+            self.buf.clear();
             out.corrupt(self.pid, Corruption::PesHeader(PesError::Truncated));
             return;
         }
-        let payload = data.slice(header.header_len..end);
+        // Cut the payload out of the buffer without an extra reference count
+        // round trip: drop the header and any bytes past the PES length.
+        let mut data = self.buf.split_to(end);
+        self.buf.clear();
+        let payload = data.split_off(header.header_len).freeze();
         let ts = header.pts.map(|pts| {
             let raw_dts = header.dts.unwrap_or(pts);
             let dts = out.clock.unwrap(raw_dts);
