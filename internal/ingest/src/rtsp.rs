@@ -1,0 +1,12 @@
+//! The rtsp reader (being built).
+
+use crate::Session;
+use crate::emit::TsEmitter;
+use crate::error::IngestError;
+
+/// One session of a rtsp input.
+pub async fn run(_s: &Session<'_>, _out: &mut TsEmitter) -> Result<(), IngestError> {
+    Err(IngestError::config(
+        "the rtsp reader is not available in this build yet",
+    ))
+}
