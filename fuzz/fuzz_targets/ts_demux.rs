@@ -47,7 +47,10 @@ fuzz_target!(|input: &[u8]| {
     scanner.scan(data, &mut offsets);
     assert!(offsets.iter().all(|&o| data.get(o) == Some(&0x47)));
 
-    let mut muxer = Muxer::new(MuxerConfig::default());
+    let mut muxer = Muxer::new(MuxerConfig {
+        audio_frames_per_pes: usize::from(seed % 4) + 1,
+        ..MuxerConfig::default()
+    });
     let mut out = Vec::new();
     for e in &whole {
         match e {
@@ -63,6 +66,7 @@ fuzz_target!(|input: &[u8]| {
             _ => {}
         }
     }
+    let _ = muxer.flush(&mut out);
     assert_eq!(out.len() % 188, 0);
     let _ = demux(&out, 0);
 });

@@ -2,7 +2,7 @@
 //! large TS file.
 //!
 //! ```text
-//! cargo run --release -p os-mpegts --example remux_vs_ffmpeg -- [--source FILE] [--size-mb N] [--dir DIR] [--keep] [--repeat N]
+//! cargo run --release -p os-mpegts --example remux_vs_ffmpeg -- [--source FILE] [--size-mb N] [--dir DIR] [--keep] [--repeat N] [--audio-frames-per-pes N]
 //! ```
 //!
 //! Without `--source`, a 10 s 1280x720 H.264 (~6 Mbit/s, keyframe every
@@ -80,7 +80,7 @@ struct Stats {
     out_bytes: usize,
 }
 
-fn our_remux(path: &Path) -> Stats {
+fn our_remux(path: &Path, config: &MuxerConfig) -> Stats {
     let start_cpu = thread_cpu();
     let start_process = process_cpu();
     let start = Instant::now();
@@ -93,7 +93,7 @@ fn our_remux(path: &Path) -> Stats {
     let mut out_bytes = 0;
     let mut handle = |e: Event, out: &mut Vec<u8>, muxer: &mut Option<Muxer>| match e {
         Event::ProgramChanged(p) => {
-            let m = muxer.get_or_insert_with(|| Muxer::new(MuxerConfig::default()));
+            let m = muxer.get_or_insert_with(|| Muxer::new(config.clone()));
             m.set_tracks(&p.tracks).expect("tracks");
         }
         Event::Params(p) => {
@@ -125,6 +125,9 @@ fn our_remux(path: &Path) -> Stats {
     while let Some(e) = demux.pull() {
         handle(e, &mut out, &mut muxer);
     }
+    if let Some(m) = muxer.as_mut() {
+        m.flush(&mut out).expect("flush");
+    }
     out_bytes += out.len();
     Stats {
         cpu: thread_cpu() - start_cpu,
@@ -141,6 +144,7 @@ fn main() {
     let mut dir = std::env::temp_dir();
     let mut keep = false;
     let mut repeat = 1;
+    let mut config = MuxerConfig::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -149,6 +153,9 @@ fn main() {
             "--dir" => dir = args.next().map(PathBuf::from).unwrap_or(dir),
             "--keep" => keep = true,
             "--repeat" => repeat = args.next().and_then(|v| v.parse().ok()).unwrap_or(1),
+            "--audio-frames-per-pes" => {
+                config.audio_frames_per_pes = args.next().and_then(|v| v.parse().ok()).unwrap_or(1)
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -213,7 +220,7 @@ fn main() {
     );
     println!("file: {} bytes ({:.0} MB)", size, size as f64 / 1e6);
     for _ in 0..repeat.max(1) {
-        let ours = our_remux(&big);
+        let ours = our_remux(&big, &config);
         let ff_start = Instant::now();
         let ff_cpu = child_cpu(&ff_cmd);
         let ff_wall = ff_start.elapsed().as_secs_f64();

@@ -64,6 +64,12 @@ pub struct MuxerConfig {
     pub psi_interval: i64,
     /// How far (90 kHz) the PCR runs behind the DTS of the unit it is sent with.
     pub pcr_delay: i64,
+    /// Audio frames per PES (1 = each frame its own PES). With more, audio
+    /// is held back until the group is full, the next video keyframe, or
+    /// [`Muxer::flush`]; fewer packets at low bit rates (ffmpeg groups too).
+    pub audio_frames_per_pes: usize,
+    /// Largest PES payload of a group of audio frames.
+    pub audio_pes_max_bytes: usize,
 }
 
 impl Default for MuxerConfig {
@@ -75,6 +81,8 @@ impl Default for MuxerConfig {
             first_pid: 0x100,
             psi_interval: 9_000,
             pcr_delay: 63_000,
+            audio_frames_per_pes: 1,
+            audio_pes_max_bytes: 2_930,
         }
     }
 }
@@ -102,6 +110,9 @@ struct MuxTrack {
     descriptors: Vec<u8>,
     cc: u8,
     adts: Option<AdtsWriter>,
+    /// Audio units held back to share one PES.
+    group: Vec<AccessUnit>,
+    group_bytes: usize,
 }
 
 const AUD_H264: [u8; 6] = [0, 0, 0, 1, 0x09, 0xF0];
@@ -122,6 +133,7 @@ pub struct Muxer {
     last_pcr: Option<i64>,
     psi_due: bool,
     head: Vec<u8>,
+    group_buf: Vec<u8>,
 }
 
 impl Muxer {
@@ -139,6 +151,7 @@ impl Muxer {
             last_pcr: None,
             psi_due: true,
             head: Vec::with_capacity(64),
+            group_buf: Vec::new(),
         };
         m.rebuild_psi();
         m
@@ -205,6 +218,8 @@ impl Muxer {
                 descriptors: Vec::new(),
                 cc,
                 adts: None,
+                group: Vec::new(),
+                group_bytes: 0,
             };
             Self::configure(&mut track, t.params.as_ref())?;
             new.push(track);
@@ -336,72 +351,111 @@ impl Muxer {
     }
 
     /// Packetize one access unit into `out`.
+    ///
+    /// With `audio_frames_per_pes > 1`, audio units are held back and written
+    /// several to a PES (when the group is full, before the next video
+    /// keyframe, or on [`Muxer::flush`]).
     pub fn write<B: TsBuffer>(&mut self, au: &AccessUnit, out: &mut B) -> Result<(), MuxError> {
         let index = self
             .tracks
             .iter()
             .position(|t| t.id == au.track)
             .ok_or(MuxError::UnknownTrack(au.track))?;
-        let Some(track) = self.tracks.get(index) else {
-            return Err(MuxError::UnknownTrack(au.track));
-        };
-        let video = track.codec.kind() == TrackKind::Video;
-        let psi_now = self.psi_due
-            || (video && au.keyframe)
-            || self
-                .last_psi
-                .is_none_or(|last| au.dts - last >= self.config.psi_interval || au.dts < last);
-        if psi_now {
-            self.write_psi(out);
-            self.last_psi = Some(au.dts);
-        }
         let Some(track) = self.tracks.get_mut(index) else {
             return Err(MuxError::UnknownTrack(au.track));
         };
-        // Elementary-stream prefix: AUD, ADTS header or Opus control header.
-        let mut prefix = [0u8; 16];
-        let mut prefix_len = 0;
-        let mut body: &[u8] = &au.payload;
-        match track.codec {
-            Codec::H264 if !starts_with_nal(body, |b| b & 0x1F == 9) => {
-                prefix[..AUD_H264.len()].copy_from_slice(&AUD_H264);
-                prefix_len = AUD_H264.len();
+        let video = track.codec.kind() == TrackKind::Video;
+        if video && au.keyframe {
+            // Audio that precedes a keyframe stays in front of it (segment cuts).
+            self.flush(out)?;
+        } else if !video && self.config.audio_frames_per_pes > 1 {
+            let (_, prefix_len, body) = es_prefix(track, &au.payload)?;
+            let len = prefix_len + body.len();
+            let full = track.group.len() >= self.config.audio_frames_per_pes
+                || track.group_bytes + len > self.config.audio_pes_max_bytes;
+            if full && !track.group.is_empty() {
+                self.flush_track(index, out)?;
             }
-            Codec::H265 if !starts_with_nal(body, |b| (b >> 1) & 0x3F == 35) => {
-                prefix[..AUD_H265.len()].copy_from_slice(&AUD_H265);
-                prefix_len = AUD_H265.len();
-            }
-            Codec::Aac => {
-                let whole_adts = AdtsHeader::parse(body)
-                    .is_ok_and(|h| usize::from(h.frame_length) == body.len());
-                if !whole_adts {
-                    let writer = track.adts.as_ref().ok_or(MuxError::MissingAsc(track.id))?;
-                    prefix[..7].copy_from_slice(&writer.header(body.len())?);
-                    prefix_len = 7;
+            if let Some(track) = self.tracks.get_mut(index) {
+                track.group.push(au.clone());
+                track.group_bytes += len;
+                if track.group.len() >= self.config.audio_frames_per_pes {
+                    self.flush_track(index, out)?;
                 }
             }
-            Codec::Opus => {
-                // opus_control_header: prefix 0x3FF, no trims, no extension,
-                // then au_size as a run of 0xFF bytes plus a remainder.
-                let runs = body.len() / 255;
-                if runs + 3 > prefix.len() {
-                    // Oversized packet (> ~3.3 kB, not a valid Opus packet): cap.
-                    body = body.get(..(prefix.len() - 3) * 255).unwrap_or_default();
-                }
-                let runs = body.len() / 255;
-                prefix[0] = 0x7F;
-                prefix[1] = 0xE0;
-                for b in prefix.iter_mut().skip(2).take(runs) {
-                    *b = 0xFF;
-                }
-                prefix[2 + runs] = (body.len() % 255) as u8;
-                prefix_len = 3 + runs;
-            }
-            _ => {}
+            return Ok(());
         }
+        self.emit(index, std::slice::from_ref(au), out)
+    }
+
+    /// Write audio units held back for grouping (call at end of stream).
+    pub fn flush<B: TsBuffer>(&mut self, out: &mut B) -> Result<(), MuxError> {
+        for index in 0..self.tracks.len() {
+            self.flush_track(index, out)?;
+        }
+        Ok(())
+    }
+
+    fn flush_track<B: TsBuffer>(&mut self, index: usize, out: &mut B) -> Result<(), MuxError> {
+        let Some(track) = self.tracks.get_mut(index) else {
+            return Ok(());
+        };
+        if track.group.is_empty() {
+            return Ok(());
+        }
+        let group = std::mem::take(&mut track.group);
+        track.group_bytes = 0;
+        let result = self.emit(index, &group, out);
+        if let Some(track) = self.tracks.get_mut(index) {
+            let mut group = group;
+            group.clear();
+            track.group = group;
+        }
+        result
+    }
+
+    /// Write `units` (one, or a group of audio frames) as one PES.
+    fn emit<B: TsBuffer>(
+        &mut self,
+        index: usize,
+        units: &[AccessUnit],
+        out: &mut B,
+    ) -> Result<(), MuxError> {
+        let (Some(first), Some(last)) = (units.first(), units.last()) else {
+            return Ok(());
+        };
+        let Some(track) = self.tracks.get(index) else {
+            return Err(MuxError::UnknownTrack(first.track));
+        };
+        let video = track.codec.kind() == TrackKind::Video;
+        let psi_now = self.psi_due
+            || (video && first.keyframe)
+            || self
+                .last_psi
+                .is_none_or(|t| first.dts - t >= self.config.psi_interval || first.dts < t);
+        if psi_now {
+            self.write_psi(out);
+            self.last_psi = Some(first.dts);
+        }
+        let Some(track) = self.tracks.get_mut(index) else {
+            return Err(MuxError::UnknownTrack(first.track));
+        };
+        // Elementary-stream prefix: AUD, ADTS header or Opus control header.
+        let (prefix, prefix_len, mut body) = es_prefix(track, &first.payload)?;
+        if units.len() > 1 {
+            self.group_buf.clear();
+            for au in units {
+                let (p, n, b) = es_prefix(track, &au.payload)?;
+                self.group_buf
+                    .extend_from_slice(p.get(..n).unwrap_or_default());
+                self.group_buf.extend_from_slice(b);
+            }
+            body = &self.group_buf;
+        }
+        let prefix_len = if units.len() > 1 { 0 } else { prefix_len };
         let mut pes_head = [0u8; MAX_PES_HEADER_LEN];
-        let pts = au.pts.rem_euclid(WRAP_33) as u64;
-        let dts = au.dts.rem_euclid(WRAP_33) as u64;
+        let pts = first.pts.rem_euclid(WRAP_33) as u64;
+        let dts = first.dts.rem_euclid(WRAP_33) as u64;
         let head_len = write_pes_header(
             &mut pes_head,
             track.stream_id,
@@ -415,27 +469,75 @@ impl Muxer {
             .extend_from_slice(pes_head.get(..head_len).unwrap_or_default());
         self.head
             .extend_from_slice(prefix.get(..prefix_len).unwrap_or_default());
-        let pcr_base = (au.dts - self.config.pcr_delay).rem_euclid(WRAP_33) as u64;
         let pcr = if track.pid == self.pcr_pid {
-            self.last_pcr = Some(au.dts);
-            Some(pcr_base * 300)
+            self.last_pcr = Some(first.dts);
+            Some((first.dts - self.config.pcr_delay).rem_euclid(WRAP_33) as u64 * 300)
         } else {
             None
         };
-        let rai = au.keyframe && (video || self.pcr_pid == track.pid);
+        let rai = first.keyframe && (video || self.pcr_pid == track.pid);
         write_packets(out, track.pid, &mut track.cc, &self.head, body, pcr, rai);
         // Keep PCRs at most 40 ms apart when the PCR track is sparse (low
         // frame rate video): an adaptation-field-only packet on its PID.
         if pcr.is_none()
             && self
                 .last_pcr
-                .is_some_and(|last| au.dts - last >= PCR_MAX_GAP && au.dts > last)
+                .is_some_and(|t| last.dts - t >= PCR_MAX_GAP && last.dts > t)
         {
-            write_pcr_packet(out, self.pcr_pid, self.pcr_cc(), pcr_base * 300);
-            self.last_pcr = Some(au.dts);
+            let base = (last.dts - self.config.pcr_delay).rem_euclid(WRAP_33) as u64;
+            write_pcr_packet(out, self.pcr_pid, self.pcr_cc(), base * 300);
+            self.last_pcr = Some(last.dts);
         }
         Ok(())
     }
+}
+
+/// The bytes to put in front of a unit's payload in the PES (AUD, ADTS
+/// header, Opus control header), and the payload part to write.
+fn es_prefix<'a>(
+    track: &MuxTrack,
+    payload: &'a [u8],
+) -> Result<([u8; 16], usize, &'a [u8]), MuxError> {
+    let mut prefix = [0u8; 16];
+    let mut prefix_len = 0;
+    let mut body = payload;
+    match track.codec {
+        Codec::H264 if !starts_with_nal(body, |b| b & 0x1F == 9) => {
+            prefix[..AUD_H264.len()].copy_from_slice(&AUD_H264);
+            prefix_len = AUD_H264.len();
+        }
+        Codec::H265 if !starts_with_nal(body, |b| (b >> 1) & 0x3F == 35) => {
+            prefix[..AUD_H265.len()].copy_from_slice(&AUD_H265);
+            prefix_len = AUD_H265.len();
+        }
+        Codec::Aac => {
+            let whole_adts =
+                AdtsHeader::parse(body).is_ok_and(|h| usize::from(h.frame_length) == body.len());
+            if !whole_adts {
+                let writer = track.adts.as_ref().ok_or(MuxError::MissingAsc(track.id))?;
+                prefix[..7].copy_from_slice(&writer.header(body.len())?);
+                prefix_len = 7;
+            }
+        }
+        Codec::Opus => {
+            // opus_control_header: prefix 0x3FF, no trims, no extension,
+            // then au_size as a run of 0xFF bytes plus a remainder.
+            if body.len() / 255 + 3 > prefix.len() {
+                // Oversized packet (> ~3.3 kB, not a valid Opus packet): cap.
+                body = body.get(..(prefix.len() - 3) * 255).unwrap_or_default();
+            }
+            let runs = body.len() / 255;
+            prefix[0] = 0x7F;
+            prefix[1] = 0xE0;
+            for b in prefix.iter_mut().skip(2).take(runs) {
+                *b = 0xFF;
+            }
+            prefix[2 + runs] = (body.len() % 255) as u8;
+            prefix_len = 3 + runs;
+        }
+        _ => {}
+    }
+    Ok((prefix, prefix_len, body))
 }
 
 impl Muxer {

@@ -8,6 +8,10 @@ use os_mpegts::{Event, Muxer, MuxerConfig};
 
 /// Demux a vector and mux every event back into TS.
 fn remux(data: &[u8]) -> Vec<u8> {
+    remux_with(data, MuxerConfig::default())
+}
+
+fn remux_with(data: &[u8], config: MuxerConfig) -> Vec<u8> {
     let mut muxer: Option<Muxer> = None;
     let mut out = Vec::with_capacity(data.len() + data.len() / 8);
     for event in demux(data) {
@@ -15,7 +19,7 @@ fn remux(data: &[u8]) -> Vec<u8> {
             Event::ProgramChanged(p) => match muxer.as_mut() {
                 Some(m) => m.set_tracks(&p.tracks).unwrap(),
                 None => {
-                    let mut m = Muxer::new(MuxerConfig::default());
+                    let mut m = Muxer::new(config.clone());
                     m.set_tracks(&p.tracks).unwrap();
                     muxer = Some(m);
                 }
@@ -25,12 +29,19 @@ fn remux(data: &[u8]) -> Vec<u8> {
             _ => {}
         }
     }
+    if let Some(m) = muxer.as_mut() {
+        m.flush(&mut out).unwrap();
+    }
     out
 }
 
 fn round_trip(name: &str) {
+    round_trip_with(name, MuxerConfig::default());
+}
+
+fn round_trip_with(name: &str, config: MuxerConfig) -> usize {
     let original = vector(name);
-    let remuxed = remux(&original);
+    let remuxed = remux_with(&original, config);
     assert_eq!(remuxed.len() % 188, 0);
     let path = temp_path(name);
     std::fs::write(&path, &remuxed).unwrap();
@@ -63,6 +74,23 @@ fn round_trip(name: &str) {
     let again = units(&demux(&remuxed));
     let first = units(&demux(&original));
     assert_eq!(again.len(), first.len(), "{name}: units after re-demux");
+    remuxed.len()
+}
+
+#[test]
+fn grouped_audio_round_trip() {
+    let grouped = MuxerConfig {
+        audio_frames_per_pes: 6,
+        ..MuxerConfig::default()
+    };
+    for name in ["h264_aac.ts", "h264_mp3.ts", "ac3.ts", "opus.ts"] {
+        let single = round_trip_with(name, MuxerConfig::default());
+        let packed = round_trip_with(name, grouped.clone());
+        assert!(
+            packed < single,
+            "{name}: grouping did not shrink the output"
+        );
+    }
 }
 
 #[test]
