@@ -18,6 +18,9 @@
 //! frame / AC-3 syncframe (falling back to one AU per PES payload when the
 //! payload does not parse, e.g. E-AC-3), one AU per Opus packet with the TS
 //! control header removed. Frames split across PES packets are reassembled.
+//! An ADTS frame holding several raw data blocks stays one AU (its duration
+//! counts all blocks). MP3 covers MPEG-1/2/2.5 audio layers I–III (stream
+//! types 0x03/0x04).
 
 use std::collections::VecDeque;
 
