@@ -430,9 +430,9 @@ impl Muxer {
         let video = track.codec.kind() == TrackKind::Video;
         let psi_now = self.psi_due
             || (video && first.keyframe)
-            || self
-                .last_psi
-                .is_none_or(|t| first.dts - t >= self.config.psi_interval || first.dts < t);
+            || self.last_psi.is_none_or(|t| {
+                first.dts.saturating_sub(t) >= self.config.psi_interval || first.dts < t
+            });
         if psi_now {
             self.write_psi(out);
             self.last_psi = Some(first.dts);
@@ -471,7 +471,13 @@ impl Muxer {
             .extend_from_slice(prefix.get(..prefix_len).unwrap_or_default());
         let pcr = if track.pid == self.pcr_pid {
             self.last_pcr = Some(first.dts);
-            Some((first.dts - self.config.pcr_delay).rem_euclid(WRAP_33) as u64 * 300)
+            Some(
+                first
+                    .dts
+                    .saturating_sub(self.config.pcr_delay)
+                    .rem_euclid(WRAP_33) as u64
+                    * 300,
+            )
         } else {
             None
         };
@@ -482,9 +488,12 @@ impl Muxer {
         if pcr.is_none()
             && self
                 .last_pcr
-                .is_some_and(|t| last.dts - t >= PCR_MAX_GAP && last.dts > t)
+                .is_some_and(|t| last.dts.saturating_sub(t) >= PCR_MAX_GAP && last.dts > t)
         {
-            let base = (last.dts - self.config.pcr_delay).rem_euclid(WRAP_33) as u64;
+            let base = last
+                .dts
+                .saturating_sub(self.config.pcr_delay)
+                .rem_euclid(WRAP_33) as u64;
             write_pcr_packet(out, self.pcr_pid, self.pcr_cc(), base * 300);
             self.last_pcr = Some(last.dts);
         }
@@ -792,6 +801,20 @@ mod tests {
             pcrs.windows(2)
                 .all(|w| w[1] > w[0] && w[1] - w[0] <= 3_600 * 300 + 1_920 * 300)
         );
+    }
+
+    #[test]
+    fn extreme_timestamps_do_not_panic() {
+        let mut m = Muxer::with_tracks(&tracks()).unwrap();
+        let mut out = Vec::new();
+        for ts in [i64::MIN, -1, 0, i64::MAX, i64::MIN / 2, 5] {
+            m.write(&video(ts, ts, false, 10), &mut out).unwrap();
+            let mut a = video(ts, i64::MAX - ts.max(0), true, 10);
+            a.track = 0x101;
+            a.codec = Codec::Aac;
+            m.write(&a, &mut out).unwrap();
+        }
+        assert_eq!(out.len() % PACKET_SIZE, 0);
     }
 
     #[test]
