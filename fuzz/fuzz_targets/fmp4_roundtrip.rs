@@ -58,7 +58,11 @@ fn units(codec: Codec, mut data: &[u8], base: i64) -> Vec<AccessUnit> {
         let (payload, rest) = rest.split_at(len);
         data = rest;
         // Bit 0: keyframe; bit 1: step backwards (exercises the error path).
-        dts = if flags & 2 != 0 { dts - delta } else { dts + delta };
+        dts = if flags & 2 != 0 {
+            dts - delta
+        } else {
+            dts + delta
+        };
         out.push(AccessUnit {
             track: 1,
             codec,
@@ -98,7 +102,9 @@ fuzz_target!(|data: &[u8]| {
             units: &aus,
             next_dts,
         }],
-        &SegmentOptions { styp: sel & 0x08 != 0 },
+        &SegmentOptions {
+            styp: sel & 0x08 != 0,
+        },
     );
     match res {
         Ok(info) => {
@@ -107,7 +113,10 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(seg.sequence_number, u32::from(sel));
             let t = seg.trafs.first().expect("one traf");
             assert_eq!(t.samples.len(), aus.len());
-            assert_eq!(t.base_media_decode_time, info.fragments[0].base_media_decode_time);
+            assert_eq!(
+                t.base_media_decode_time,
+                info.fragments[0].base_media_decode_time
+            );
             let dur: u64 = t.samples.iter().map(|s| u64::from(s.0)).sum();
             assert_eq!(dur, info.fragments[0].duration);
             if track.codec == Codec::Aac {

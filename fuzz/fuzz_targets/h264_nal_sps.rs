@@ -60,8 +60,8 @@ fuzz_target!(|data: &[u8]| {
     let payload = Bytes::copy_from_slice(data);
     let _ = is_keyframe(Codec::H264, &payload);
     let sets = extract_parameter_sets(Codec::H264, &payload);
-    let _ = h264::AvcDecoderConfig::from_parameter_sets(&sets.sps, &sets.pps)
-        .and_then(|c| c.to_vec());
+    let _ =
+        h264::AvcDecoderConfig::from_parameter_sets(&sets.sps, &sets.pps).and_then(|c| c.to_vec());
     let mut tracker = ParamTracker::new();
     let au = AccessUnit {
         track: 1,
