@@ -23,6 +23,6 @@ pub mod scan;
 mod audio;
 
 pub use demux::{Corruption, Demuxer, DemuxerConfig, Event, Program};
-pub use mux::{MuxError, Muxer, MuxerConfig};
+pub use mux::{MuxError, Muxer, MuxerConfig, TsBuffer};
 pub use packet::{PACKET_SIZE, SYNC_BYTE};
 pub use scan::{KeyframeScanner, contains_keyframe, scan_keyframes};
