@@ -14,9 +14,12 @@ use std::time::Duration;
 
 use os_api::{AppState, Readiness, RouterOptions};
 use os_config::{Config, parse_listen_addr};
-use os_coordinator::Coordinator;
+use os_coordinator::{Coordinator, CoordinatorConfig};
+use os_hub::Hub;
+use os_ingest::PushRegistry;
 use os_store::{Store, StoreError, json::JsonStore};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Why the server could not start or stopped abnormally.
@@ -24,8 +27,9 @@ use tokio_util::sync::CancellationToken;
 pub enum AppError {
     #[error("{key}: {reason}")]
     Config { key: &'static str, reason: String },
-    #[error("cannot listen on {addr} (server.http_addr): {source}")]
+    #[error("cannot listen on {addr} ({key}): {source}")]
     Bind {
+        key: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -41,6 +45,10 @@ pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
+    /// The shared RTMP listener (push ingest; play later), when enabled.
+    rtmp: Option<TcpListener>,
+    /// The shared SRT listener address, when enabled.
+    srt: Option<SocketAddr>,
 }
 
 impl App {
@@ -68,18 +76,51 @@ impl App {
                 key: "server.http_addr",
                 reason,
             })?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| AppError::Bind { addr, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| AppError::Bind { addr, source })?;
+        let listener = bind_tcp("server.http_addr", addr).await?;
+        let local_addr = listener.local_addr().map_err(|source| AppError::Bind {
+            key: "server.http_addr",
+            addr,
+            source,
+        })?;
         let readiness = Arc::new(Readiness::default());
         readiness.set("http", true);
+
+        let l = &config.listeners;
+        let rtmp = if l.rtmp.enabled {
+            let addr = listen_addr(
+                "listeners.rtmp.listen_host",
+                &l.rtmp.listen_host,
+                l.rtmp.port,
+            )?;
+            Some(bind_tcp("listeners.rtmp.port", addr).await?)
+        } else {
+            None
+        };
+        let srt = if l.srt.enabled {
+            Some(listen_addr(
+                "listeners.srt.listen_host",
+                &l.srt.listen_host,
+                l.srt.port,
+            )?)
+        } else {
+            None
+        };
+
+        let hub = Arc::new(Hub::new());
+        let registry = PushRegistry::new();
+        let coordinator = Arc::new(Coordinator::new(
+            store.clone(),
+            hub,
+            registry,
+            CoordinatorConfig {
+                buffer_capacity: config.buffer.capacity,
+                ..CoordinatorConfig::default()
+            },
+        ));
         let token = config.server.api_token.trim();
         let state = AppState::new(
-            store.clone(),
-            Arc::new(Coordinator::new(store)),
+            store,
+            coordinator,
             readiness,
             (!token.is_empty()).then(|| Arc::from(token)),
         );
@@ -88,12 +129,19 @@ impl App {
             listener,
             local_addr,
             state,
+            rtmp,
+            srt,
         })
     }
 
     /// The address the HTTP server is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the shared RTMP listener, when enabled.
+    pub fn rtmp_addr(&self) -> Option<SocketAddr> {
+        self.rtmp.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Serve until `shutdown` resolves. Then stop accepting, give in-flight
@@ -108,8 +156,32 @@ impl App {
             listener,
             local_addr,
             state,
+            rtmp,
+            srt,
         } = self;
         let coordinator = state.coordinator.clone();
+        let listeners_stop = CancellationToken::new();
+        let mut listener_tasks: Vec<JoinHandle<()>> = Vec::new();
+        if let Some(rtmp) = rtmp {
+            if let Ok(addr) = rtmp.local_addr() {
+                tracing::info!(%addr, "rtmp listener");
+            }
+            state.readiness.set("rtmp", true);
+            listener_tasks.push(tokio::spawn(os_ingest::rtmp::serve_listener(
+                rtmp,
+                coordinator.registry().clone(),
+                listeners_stop.clone(),
+            )));
+        }
+        if let Some(addr) = srt {
+            tracing::info!(%addr, "srt listener");
+            state.readiness.set("srt", true);
+            listener_tasks.push(tokio::spawn(os_ingest::srt::serve_listener(
+                addr,
+                coordinator.registry().clone(),
+                listeners_stop.clone(),
+            )));
+        }
         coordinator.resume().await;
 
         let app = os_api::router(
@@ -143,13 +215,31 @@ impl App {
                 }
             }
         }
-        if tokio::time::timeout(deadline, coordinator.shutdown())
-            .await
-            .is_err()
-        {
+        listeners_stop.cancel();
+        let stop_all = async {
+            coordinator.shutdown().await;
+            for task in listener_tasks {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(deadline, stop_all).await.is_err() {
             tracing::warn!("components did not stop within the shutdown deadline");
         }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+async fn bind_tcp(key: &'static str, addr: SocketAddr) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind { key, addr, source })
+}
+
+fn listen_addr(key: &'static str, host: &str, port: u16) -> Result<SocketAddr, AppError> {
+    let ip: std::net::IpAddr = host.parse().map_err(|_| AppError::Config {
+        key,
+        reason: format!("\"{host}\" is not an IP address"),
+    })?;
+    Ok(SocketAddr::new(ip, port))
 }

@@ -27,6 +27,10 @@ fn spawn(dir: &Path, port: u16, extra_env: &[(&str, &str)]) -> Child {
         )
         .env("OPEN_STREAMER_STORAGE_JSON_DIR", dir.join("data"))
         .env("OPEN_STREAMER_METRICS_ADDR", "")
+        .env("OPEN_STREAMER_LISTENERS_RTMP_LISTEN_HOST", "127.0.0.1")
+        .env("OPEN_STREAMER_LISTENERS_RTMP_PORT", "0")
+        .env("OPEN_STREAMER_LISTENERS_SRT_LISTEN_HOST", "127.0.0.1")
+        .env("OPEN_STREAMER_LISTENERS_SRT_PORT", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in extra_env {
@@ -101,7 +105,10 @@ fn invalid_config_exits_2_naming_the_key() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let run = |args: &[&str], env: &[(&str, &str)]| {
         let mut cmd = Command::new(BIN);
-        cmd.current_dir(dir.path()).args(args);
+        cmd.current_dir(dir.path())
+            .args(args)
+            .env("OPEN_STREAMER_LISTENERS_RTMP_PORT", "0")
+            .env("OPEN_STREAMER_LISTENERS_SRT_PORT", "0");
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -38,6 +38,11 @@ pub fn config(data_dir: &Path, token: &str) -> Config {
     c.server.http_addr = "127.0.0.1:0".into();
     c.server.api_token = token.into();
     c.storage.json_dir = data_dir.display().to_string();
+    // Shared listeners on any free port so tests can run side by side.
+    c.listeners.rtmp.listen_host = "127.0.0.1".into();
+    c.listeners.rtmp.port = 0;
+    c.listeners.srt.listen_host = "127.0.0.1".into();
+    c.listeners.srt.port = 0;
     c
 }
 

@@ -399,29 +399,11 @@ impl Config {
             }
         }
         let l = &self.listeners;
-        for (key, enabled, host, port) in [
-            (
-                "listeners.rtmp",
-                l.rtmp.enabled,
-                &l.rtmp.listen_host,
-                l.rtmp.port,
-            ),
-            (
-                "listeners.rtsp",
-                l.rtsp.enabled,
-                &l.rtsp.listen_host,
-                l.rtsp.port,
-            ),
-            (
-                "listeners.srt",
-                l.srt.enabled,
-                &l.srt.listen_host,
-                l.srt.port,
-            ),
+        for (key, enabled, host) in [
+            ("listeners.rtmp", l.rtmp.enabled, &l.rtmp.listen_host),
+            ("listeners.rtsp", l.rtsp.enabled, &l.rtsp.listen_host),
+            ("listeners.srt", l.srt.enabled, &l.srt.listen_host),
         ] {
-            if enabled && port == 0 {
-                return bad(&format!("{key}.port"), "must be between 1 and 65535".into());
-            }
             if enabled && host.parse::<std::net::IpAddr>().is_err() {
                 return bad(
                     &format!("{key}.listen_host"),

@@ -6,19 +6,32 @@
 //! stopped. The desired state is persisted through the [`Store`], so it
 //! survives restarts.
 //!
-//! The media pipeline (hub, ingest, manager, publishers, DVR) plugs in
-//! behind [`Coordinator::start`] / [`Coordinator::stop`]; until a stream has
-//! a pipeline its status is `idle` while started.
+//! A running stream is one task tree under a [`CancellationToken`]: a
+//! supervisor that runs the stream's active input worker (see
+//! [`runtime`]), writing into the stream's hub buffer `<code>`. Cancelling
+//! the token stops every task of the stream; the buffer is then removed from
+//! the hub, which ends its readers.
+
+mod runtime;
+mod status;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use os_domain::Stream;
+use os_hub::Hub;
+use os_ingest::PushRegistry;
 use os_store::{Store, StoreError};
-use serde::Serialize;
 use tokio::sync::Mutex;
-use utoipa::ToSchema;
+
+pub use status::{
+    BufferStatus, Desired, ErrorStatus, InputStatus, ReaderStatus, RunStatus, StreamStatus,
+    TrackStatus,
+};
+
+use runtime::Runtime;
 
 /// Why a start/stop/status request cannot be served.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,72 +44,57 @@ pub enum CoordError {
     NoInputs(String),
 }
 
-/// What the operator asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Desired {
-    Running,
-    Stopped,
+/// Settings the coordinator takes from the server configuration.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// `buffer.capacity`: ring size of every stream buffer, in chunks.
+    pub buffer_capacity: usize,
+    /// How long stopping one stream may take before its tasks are abandoned.
+    pub stop_timeout: Duration,
 }
 
-/// What is actually happening.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    /// Not started.
-    Stopped,
-    /// Started, but no input is delivering media.
-    Idle,
-    /// Started and the active input delivers media.
-    Active,
-    /// Started, but every input has failed.
-    Degraded,
-}
-
-/// One configured input as the runtime sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct InputStatus {
-    pub priority: u32,
-    /// The input URL with any password removed.
-    pub url: String,
-    /// Detected protocol (`rtmp`, `srt`, `hls`, ...).
-    pub protocol: String,
-    /// `pull` or `push`.
-    pub mode: String,
-    /// `idle` | `active` | `degraded`.
-    pub status: String,
-}
-
-/// `GET /streams/{code}/status`.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct StreamStatus {
-    pub code: String,
-    pub desired: Desired,
-    pub status: RunStatus,
-    /// True while the media pipeline of the stream is running.
-    pub pipeline_active: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<DateTime<Utc>>,
-    pub inputs: Vec<InputStatus>,
-}
-
-/// Runtime of one started stream.
-struct Runtime {
-    started_at: DateTime<Utc>,
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        Self {
+            buffer_capacity: 1000,
+            stop_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 pub struct Coordinator {
     store: Arc<dyn Store>,
-    /// Started streams by code. Held only for map updates, never across I/O.
+    hub: Arc<Hub>,
+    registry: Arc<PushRegistry>,
+    config: CoordinatorConfig,
+    /// Running streams by code. Locked for map changes and for the short
+    /// start/stop sequences of one stream; never held while waiting on the
+    /// network.
     running: Mutex<HashMap<String, Runtime>>,
 }
 
 impl Coordinator {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hub: Arc<Hub>,
+        registry: Arc<PushRegistry>,
+        config: CoordinatorConfig,
+    ) -> Self {
         Self {
             store,
+            hub,
+            registry,
+            config,
             running: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub fn registry(&self) -> &Arc<PushRegistry> {
+        &self.registry
     }
 
     /// Start every stream whose desired state is running. Called once at boot.
@@ -149,33 +147,61 @@ impl Coordinator {
     pub async fn status(&self, code: &str) -> Result<StreamStatus, CoordError> {
         let stored = self.store.get_stream(code).await?;
         let running = self.running.lock().await;
-        let rt = running.get(code);
-        Ok(StreamStatus {
-            code: code.to_string(),
-            desired: if stored.running {
-                Desired::Running
-            } else {
-                Desired::Stopped
-            },
-            status: if rt.is_some() {
-                RunStatus::Idle
-            } else {
-                RunStatus::Stopped
-            },
-            pipeline_active: false,
-            started_at: rt.map(|r| r.started_at),
-            inputs: stored.stream.inputs.iter().map(input_status).collect(),
-        })
+        let desired = if stored.running {
+            Desired::Running
+        } else {
+            Desired::Stopped
+        };
+        let Some(rt) = running.get(code) else {
+            return Ok(StreamStatus {
+                code: code.to_string(),
+                desired,
+                status: RunStatus::Stopped,
+                pipeline_active: false,
+                started_at: None,
+                uptime_sec: None,
+                active_input: None,
+                inputs: stored
+                    .stream
+                    .inputs
+                    .iter()
+                    .map(|i| status::input_status(i, None, false))
+                    .collect(),
+                buffer: None,
+            });
+        };
+        Ok(rt.status(desired))
     }
 
-    /// A stream config was created or changed.
+    /// A stream config was created or changed. A running stream is stopped
+    /// when disabled and restarted when its inputs changed; other changes
+    /// concern components that are not running yet.
     pub async fn stream_saved(&self, new: &Stream) {
-        if new.disabled && self.running.lock().await.contains_key(&new.code) {
-            if let Err(e) = self.store.set_stream_running(&new.code, false).await {
-                tracing::warn!(stream = %new.code, error = %e, "cannot persist stopped state");
+        let action = {
+            let running = self.running.lock().await;
+            match running.get(&new.code) {
+                None => None,
+                Some(_) if new.disabled => Some(false),
+                Some(rt) if rt.stream.inputs != new.inputs => Some(true),
+                Some(_) => None,
             }
-            self.stop_runtime(&new.code).await;
-            tracing::info!(stream = %new.code, "stopped: stream was disabled");
+        };
+        match action {
+            Some(false) => {
+                if let Err(e) = self.store.set_stream_running(&new.code, false).await {
+                    tracing::warn!(stream = %new.code, error = %e, "cannot persist stopped state");
+                }
+                self.stop_runtime(&new.code).await;
+                tracing::info!(stream = %new.code, "stopped: stream was disabled");
+            }
+            Some(true) => {
+                tracing::info!(stream = %new.code, "inputs changed: restarting ingest");
+                self.stop_runtime(&new.code).await;
+                if let Err(e) = self.start_runtime(new).await {
+                    tracing::warn!(stream = %new.code, error = %e, "restart failed");
+                }
+            }
+            None => {}
         }
     }
 
@@ -197,62 +223,30 @@ impl Coordinator {
         if stream.disabled {
             return Err(CoordError::Disabled(stream.code.clone()));
         }
-        let mut running = self.running.lock().await;
-        if !running.contains_key(&stream.code) {
-            running.insert(
-                stream.code.clone(),
-                Runtime {
-                    started_at: Utc::now(),
-                },
-            );
-            tracing::info!(stream = %stream.code, inputs = stream.inputs.len(), "stream started");
+        if stream.inputs.is_empty() {
+            return Err(CoordError::NoInputs(stream.code.clone()));
         }
+        let mut running = self.running.lock().await;
+        if running.contains_key(&stream.code) {
+            return Ok(());
+        }
+        // A buffer left over from an earlier run is closed and replaced.
+        self.hub.remove(&stream.code);
+        let buffer = self
+            .hub
+            .get_or_create(&stream.code, self.config.buffer_capacity);
+        let rt = Runtime::start(stream.clone(), buffer, self.registry.clone(), Utc::now());
+        tracing::info!(stream = %stream.code, inputs = stream.inputs.len(), "stream started");
+        running.insert(stream.code.clone(), rt);
         Ok(())
     }
 
     async fn stop_runtime(&self, code: &str) {
-        if self.running.lock().await.remove(code).is_some() {
+        let rt = self.running.lock().await.remove(code);
+        if let Some(rt) = rt {
+            rt.stop(self.config.stop_timeout).await;
+            self.hub.remove(code);
             tracing::info!(stream = %code, "stream stopped");
         }
-    }
-}
-
-fn input_status(input: &os_domain::Input) -> InputStatus {
-    let (protocol, mode) = match os_protocol::detect(&input.url) {
-        Ok(d) => (
-            d.protocol.name().to_string(),
-            if d.is_push() { "push" } else { "pull" }.to_string(),
-        ),
-        Err(_) => ("unknown".to_string(), "pull".to_string()),
-    };
-    InputStatus {
-        priority: input.priority,
-        url: redact(&input.url),
-        protocol,
-        mode,
-        status: "idle".to_string(),
-    }
-}
-
-/// Remove the password from a URL for display.
-pub fn redact(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => raw.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords_only() {
-        assert_eq!(redact("rtsp://u:secret@cam/x"), "rtsp://u:***@cam/x");
-        assert_eq!(redact("rtmp://host/live/k"), "rtmp://host/live/k");
-        assert_eq!(redact("/abs/file.ts"), "/abs/file.ts");
     }
 }

@@ -1,0 +1,202 @@
+//! The status document of a stream (`GET /streams/{code}/status`).
+
+use chrono::{DateTime, Utc};
+use os_hub::BufferStats;
+use os_ingest::InputSnapshot;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// What the operator asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Desired {
+    Running,
+    Stopped,
+}
+
+/// What is actually happening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Not started.
+    Stopped,
+    /// Started; the active input is connecting or waiting for a publisher.
+    Idle,
+    /// Started and the active input delivers media.
+    Active,
+    /// Started, but the active input is failing.
+    Degraded,
+}
+
+/// A track found in an input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct TrackStatus {
+    /// `video` | `audio`.
+    pub kind: String,
+    pub codec: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub width: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub height: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sample_rate: u32,
+    #[serde(skip_serializing_if = "is_zero_u8")]
+    pub channels: u8,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_zero_u8(v: &u8) -> bool {
+    *v == 0
+}
+
+/// The last error of an input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorStatus {
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+/// One configured input as the runtime sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct InputStatus {
+    pub priority: u32,
+    /// The input URL with any password removed.
+    pub url: String,
+    /// Detected protocol (`rtmp`, `srt`, `hls`, ...).
+    pub protocol: String,
+    /// `pull` or `push`.
+    pub mode: String,
+    /// `idle` | `connecting` | `active` | `degraded`.
+    pub status: String,
+    /// Whether this input currently feeds the stream.
+    pub active: bool,
+    pub bitrate_kbps: f64,
+    pub bytes: u64,
+    /// MPEG-TS packets received.
+    pub packets: u64,
+    pub reconnects: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_packet_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<ErrorStatus>,
+    pub tracks: Vec<TrackStatus>,
+}
+
+/// One reader of the stream's buffer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ReaderStatus {
+    pub name: String,
+    pub delivered: u64,
+    /// Chunks lost because the reader fell behind.
+    pub lost: u64,
+    pub lag_events: u64,
+}
+
+/// The stream's buffer in the hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BufferStatus {
+    pub id: String,
+    pub capacity: usize,
+    pub chunks: u64,
+    pub bytes: u64,
+    /// Chunks dropped by readers that fell behind, in total.
+    pub dropped: u64,
+    pub readers: Vec<ReaderStatus>,
+}
+
+/// `GET /streams/{code}/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct StreamStatus {
+    pub code: String,
+    pub desired: Desired,
+    pub status: RunStatus,
+    /// True while the media pipeline of the stream is running.
+    pub pipeline_active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime_sec: Option<u64>,
+    /// Priority of the input feeding the stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_input: Option<u32>,
+    pub inputs: Vec<InputStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffer: Option<BufferStatus>,
+}
+
+pub(crate) fn input_status(
+    input: &os_domain::Input,
+    snap: Option<&InputSnapshot>,
+    active: bool,
+) -> InputStatus {
+    let (protocol, mode) = match os_protocol::detect(&input.url) {
+        Ok(d) => (
+            d.protocol.name().to_string(),
+            if d.is_push() { "push" } else { "pull" }.to_string(),
+        ),
+        Err(_) => ("unknown".to_string(), "pull".to_string()),
+    };
+    let mut s = InputStatus {
+        priority: input.priority,
+        url: os_ingest::redact(&input.url),
+        protocol,
+        mode,
+        status: "idle".into(),
+        active,
+        bitrate_kbps: 0.0,
+        bytes: 0,
+        packets: 0,
+        reconnects: 0,
+        last_packet_at: None,
+        last_error: None,
+        tracks: Vec::new(),
+    };
+    if let Some(snap) = snap {
+        s.status = snap.state.as_str().into();
+        s.bitrate_kbps = (snap.bitrate_kbps * 10.0).round() / 10.0;
+        s.bytes = snap.bytes;
+        s.packets = snap.packets;
+        s.reconnects = snap.reconnects;
+        s.last_packet_at = snap.last_packet_at;
+        s.last_error = snap
+            .last_error
+            .clone()
+            .map(|(message, at)| ErrorStatus { message, at });
+        s.tracks = snap
+            .tracks
+            .iter()
+            .map(|t| TrackStatus {
+                kind: t.kind.into(),
+                codec: t.codec.into(),
+                width: t.width,
+                height: t.height,
+                sample_rate: t.sample_rate,
+                channels: t.channels,
+            })
+            .collect();
+    }
+    s
+}
+
+pub(crate) fn buffer_status(b: &BufferStats) -> BufferStatus {
+    BufferStatus {
+        id: b.id.clone(),
+        capacity: b.capacity,
+        chunks: b.chunks,
+        bytes: b.bytes,
+        dropped: b.dropped,
+        readers: b
+            .readers
+            .iter()
+            .map(|r| ReaderStatus {
+                name: r.name.clone(),
+                delivered: r.delivered,
+                lost: r.lost,
+                lag_events: r.lag_events,
+            })
+            .collect(),
+    }
+}
