@@ -50,6 +50,11 @@ pub async fn start(config: Config) -> Server {
     let app = App::bind(config)
         .await
         .unwrap_or_else(|e| panic!("bind: {e}"));
+    serve(app)
+}
+
+/// Serve an already bound app in a task.
+pub fn serve(app: App) -> Server {
     let addr = app.local_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
