@@ -222,10 +222,7 @@ impl Listener {
     async fn stop(self) {
         self.cancel.cancel();
         let r = tokio::time::timeout(Duration::from_secs(10), self.task).await;
-        assert!(
-            matches!(r, Ok(Ok(()))),
-            "listener task ended badly: {r:?}"
-        );
+        assert!(matches!(r, Ok(Ok(()))), "listener task ended badly: {r:?}");
     }
 }
 
@@ -272,7 +269,13 @@ async fn push_ffmpeg_publish_decodes() {
     let (buffer, stats) = stream_buffer();
     let _reg = l
         .registry
-        .register(PushProtocol::Rtmp, "demo", "stream", buffer.clone(), stats.clone())
+        .register(
+            PushProtocol::Rtmp,
+            "demo",
+            "stream",
+            buffer.clone(),
+            stats.clone(),
+        )
         .unwrap_or_else(|e| panic!("{e}"));
     let (out, collector) = collect(&buffer);
 
@@ -345,7 +348,13 @@ async fn push_second_publisher_refused_first_continues() {
     let (buffer, stats) = stream_buffer();
     let _reg = l
         .registry
-        .register(PushProtocol::Rtmp, "busykey", "stream", buffer.clone(), stats)
+        .register(
+            PushProtocol::Rtmp,
+            "busykey",
+            "stream",
+            buffer.clone(),
+            stats,
+        )
         .unwrap_or_else(|e| panic!("{e}"));
     let (out, collector) = collect(&buffer);
     let url = format!("rtmp://127.0.0.1:{}/live/busykey", l.port);
@@ -480,7 +489,10 @@ async fn push_survives_garbage_and_half_handshakes() {
         }
     })
     .await;
-    assert!(matches!(closed, Ok(true)), "malformed AMF connection not closed");
+    assert!(
+        matches!(closed, Ok(true)),
+        "malformed AMF connection not closed"
+    );
 
     // A good publisher still works.
     let (out, collector) = collect(&buffer);
@@ -524,23 +536,75 @@ fn input(url: &str) -> os_domain::Input {
     }
 }
 
+/// A private nginx-rtmp instance (single process, so its PID is all there is).
+struct Nginx {
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Nginx {
+    async fn start() -> Nginx {
+        let module = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+        assert!(
+            std::path::Path::new(module).exists() && require_ok("nginx", "-v"),
+            "nginx-rtmp is needed for this test: apt-get install -y --no-install-recommends nginx libnginx-mod-rtmp"
+        );
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let port = free_port();
+        let p = dir.path().display().to_string();
+        let conf = format!(
+            "load_module {module};\n\
+             daemon off;\nmaster_process off;\nworker_processes 1;\n\
+             pid {p}/nginx.pid;\nerror_log {p}/error.log info;\n\
+             events {{ worker_connections 256; }}\n\
+             rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
+               application live {{ live on; record off; }} }} }}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap_or_else(|e| panic!("{e}"));
+        let proc = Proc::spawn(
+            Command::new("nginx")
+                .arg("-p")
+                .arg(format!("{p}/"))
+                .arg("-e")
+                .arg(format!("{p}/error.log"))
+                .arg("-c")
+                .arg(format!("{p}/nginx.conf")),
+        );
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "nginx did not start: {}",
+                std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Nginx {
+            _proc: proc,
+            _dir: dir,
+            port,
+        }
+    }
+}
+
+fn require_ok(bin: &str, arg: &str) -> bool {
+    Command::new(bin)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pull_from_ffmpeg_rtmp_server() {
+async fn pull_from_nginx_rtmp() {
     require("ffmpeg");
     require("ffprobe");
     logs();
-    let port = free_port();
-    let url = format!("rtmp://127.0.0.1:{port}/live/src");
-    // ffmpeg as a one-shot RTMP server: waits for one player, then streams.
-    let server = Proc::spawn(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-            .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25", "-re"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args(["-t", "12", "-c:v", "libx264", "-preset", "ultrafast"])
-            .args(["-bf", "2", "-g", "50", "-pix_fmt", "yuv420p", "-c:a", "aac"])
-            .args(["-f", "flv", "-listen", "1", &url]),
-    );
+    let nginx = Nginx::start().await;
+    let url = format!("rtmp://127.0.0.1:{}/live/src", nginx.port);
+    let _source = publisher(&url, 15, "ultrafast");
     let (buffer, stats) = stream_buffer();
     let (out, collector) = collect(&buffer);
     let cancel = CancellationToken::new();
@@ -552,8 +616,9 @@ async fn pull_from_ffmpeg_rtmp_server() {
         registry: PushRegistry::new(),
         cancel: cancel.clone(),
     };
+    // Give the publisher a moment so the play finds the stream at once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let task = tokio::spawn(worker.run());
-    // Wait for media, then take 4 s of it.
     let start = Instant::now();
     while stats.packets() == 0 && start.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -563,7 +628,6 @@ async fn pull_from_ffmpeg_rtmp_server() {
     cancel.cancel();
     let r = tokio::time::timeout(Duration::from_secs(5), task).await;
     assert!(matches!(r, Ok(Ok(os_ingest::Outcome::Cancelled))), "{r:?}");
-    drop(server);
     let snap = stats.snapshot();
     let ts = out.lock().map(|v| v.clone()).unwrap_or_default();
     let p = probe(&ts);
@@ -573,8 +637,25 @@ async fn pull_from_ffmpeg_rtmp_server() {
         p.streams,
         snap.tracks
     );
+    // ~4 s at 25 fps, joined at a key frame (GOP 2 s).
     assert_av(&p, 80);
+    assert_eq!(snap.reconnects, 0);
     collector.abort();
+
+    // nginx holds a player of a stream nobody publishes: no data, so the
+    // read timeout ends the session (no panic, no hang).
+    let missing = format!("rtmp://127.0.0.1:{}/live/nothing", nginx.port);
+    let e = pull_once(&missing)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("pull of a missing stream succeeded"));
+    assert!(
+        matches!(
+            e.kind,
+            ErrorKind::Timeout | ErrorKind::NotFound | ErrorKind::Ended
+        ),
+        "{e}"
+    );
 }
 
 async fn pull_once(url: &str) -> Result<(), os_ingest::IngestError> {
@@ -602,14 +683,18 @@ async fn pull_missing_stream_is_not_found() {
     // Our own listener has no stream to play: it answers StreamNotFound.
     let l = Listener::start().await;
     let r = pull_once(&format!("rtmp://127.0.0.1:{}/live/missing", l.port)).await;
-    let e = r.err().unwrap_or_else(|| panic!("pull of a missing stream succeeded"));
+    let e = r
+        .err()
+        .unwrap_or_else(|| panic!("pull of a missing stream succeeded"));
     assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
     l.stop().await;
 
     // Nobody listening: a connect error.
     let port = free_port();
     let r = pull_once(&format!("rtmp://127.0.0.1:{port}/live/missing")).await;
-    let e = r.err().unwrap_or_else(|| panic!("pull from a closed port succeeded"));
+    let e = r
+        .err()
+        .unwrap_or_else(|| panic!("pull from a closed port succeeded"));
     assert_eq!(e.kind, ErrorKind::Connect, "{e}");
 }
 
@@ -639,7 +724,9 @@ async fn pull_from_ffmpeg_wrong_app_ends() {
         }
     }
     let r = last.unwrap_or_else(|| panic!("ffmpeg server never accepted"));
-    let e = r.err().unwrap_or_else(|| panic!("pull of a wrong app succeeded"));
+    let e = r
+        .err()
+        .unwrap_or_else(|| panic!("pull of a wrong app succeeded"));
     assert!(
         matches!(
             e.kind,

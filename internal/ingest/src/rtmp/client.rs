@@ -66,13 +66,12 @@ fn parse_target(raw: &str) -> Result<Target, IngestError> {
     })
 }
 
-struct Conn<'a> {
+struct Conn {
     socket: TcpStream,
     timeout: Duration,
-    s: &'a Session<'a>,
 }
 
-impl Conn<'_> {
+impl Conn {
     async fn write(&mut self, data: &[u8]) -> Result<(), IngestError> {
         match tokio::time::timeout(self.timeout, self.socket.write_all(data)).await {
             Ok(r) => r.map_err(IngestError::from),
@@ -80,16 +79,19 @@ impl Conn<'_> {
         }
     }
 
-    /// Read some bytes; `None` when cancelled.
-    async fn read(&mut self, buf: &mut [u8], what: &str) -> Result<Option<usize>, IngestError> {
-        tokio::select! {
-            () = self.s.cancel.cancelled() => Ok(None),
-            r = tokio::time::timeout(self.timeout, self.socket.read(buf)) => match r {
-                Err(_) => Err(IngestError::timeout(format!("nothing received for {}s ({what})", self.timeout.as_secs()))),
-                Ok(Ok(0)) => Err(IngestError::ended(format!("server closed the connection ({what})"))),
-                Ok(Ok(n)) => Ok(Some(n)),
-                Ok(Err(e)) => Err(IngestError::from(e)),
-            },
+    /// Read some bytes. Cancellation is the worker's job (it drops this
+    /// future), so a stop never looks like the source ending.
+    async fn read(&mut self, buf: &mut [u8], what: &str) -> Result<usize, IngestError> {
+        match tokio::time::timeout(self.timeout, self.socket.read(buf)).await {
+            Err(_) => Err(IngestError::timeout(format!(
+                "nothing received for {}s ({what})",
+                self.timeout.as_secs()
+            ))),
+            Ok(Ok(0)) => Err(IngestError::ended(format!(
+                "server closed the connection ({what})"
+            ))),
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => Err(IngestError::from(e)),
         }
     }
 }
@@ -110,7 +112,7 @@ pub async fn run(s: &Session<'_>, out: &mut TsEmitter) -> Result<(), IngestError
         Ok(Ok(sock)) => sock,
     };
     let _ = socket.set_nodelay(true);
-    let mut conn = Conn { socket, timeout, s };
+    let mut conn = Conn { socket, timeout };
     let mut buf = vec![0u8; READ_BUF];
 
     // Handshake.
@@ -120,9 +122,7 @@ pub async fn run(s: &Session<'_>, out: &mut TsEmitter) -> Result<(), IngestError
         .map_err(|e| IngestError::protocol(format!("handshake: {e}")))?;
     conn.write(&c0c1).await?;
     let rest = loop {
-        let Some(n) = conn.read(&mut buf, "handshake").await? else {
-            return Ok(());
-        };
+        let n = conn.read(&mut buf, "handshake").await?;
         match handshake.process_bytes(buf.get(..n).unwrap_or_default()) {
             Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
                 conn.write(&response_bytes).await?;
@@ -168,8 +168,7 @@ pub async fn run(s: &Session<'_>, out: &mut TsEmitter) -> Result<(), IngestError
     let result = loop {
         let what = if state.playing { "media" } else { "play setup" };
         let n = match conn.read(&mut buf, what).await {
-            Ok(Some(n)) => n,
-            Ok(None) => break Ok(()),
+            Ok(n) => n,
             Err(e) => break Err(e),
         };
         let r = match session.handle_input(buf.get(..n).unwrap_or_default()) {
