@@ -736,3 +736,41 @@ async fn pull_from_ffmpeg_wrong_app_ends() {
     );
     eprintln!("wrong app: {e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_stopping_the_input_disconnects_the_publisher() {
+    require("ffmpeg");
+    let l = Listener::start().await;
+    let (buffer, stats) = stream_buffer();
+    let reg = l
+        .registry
+        .register(
+            PushProtocol::Rtmp,
+            "kickme",
+            "stream",
+            buffer.clone(),
+            stats.clone(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ff = publisher(
+        &format!("rtmp://127.0.0.1:{}/live/kickme", l.port),
+        20,
+        "ultrafast",
+    );
+    let start = Instant::now();
+    while stats.packets() == 0 && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stats.packets() > 0, "publisher never delivered");
+    // The stream's push input stops: its registration goes away.
+    drop(reg);
+    let (ok, _) = ff.finish(Duration::from_secs(10)).await;
+    assert!(!ok, "ffmpeg should see the connection closed");
+    assert!(
+        log_text()
+            .lines()
+            .any(|l| l.contains("kickme") && l.contains("stream input stopped")),
+        "no log line for the kicked publisher"
+    );
+    l.stop().await;
+}
