@@ -27,6 +27,8 @@ pub const AUDIO_TRACK: TrackId = 0x101;
 const MAX_PENDING: usize = 256;
 /// Bytes of media held back at most while waiting for the track layout.
 const MAX_PENDING_BYTES: usize = 8 << 20;
+/// Media time (90 kHz) held back at most: a kind not seen by then is absent.
+const MAX_PENDING_SPAN: i64 = 90_000;
 
 /// Which tracks the stream metadata announced (when it came).
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,6 +65,8 @@ pub(crate) struct FlvToTs {
     declared: Vec<(TrackId, Codec)>,
     pending: Vec<DemuxEvent>,
     pending_bytes: usize,
+    /// First and last DTS of the units held back.
+    pending_span: Option<(i64, i64)>,
     settled: bool,
     /// Media messages handled (for logs).
     pub messages: u64,
@@ -82,6 +86,7 @@ impl FlvToTs {
             declared: Vec::new(),
             pending: Vec::new(),
             pending_bytes: 0,
+            pending_span: None,
             settled: false,
             messages: 0,
             bad_messages: 0,
@@ -138,6 +143,8 @@ impl FlvToTs {
             } else {
                 if let DemuxEvent::Unit(u) = &ev {
                     self.pending_bytes += u.payload.len();
+                    let (first, _) = self.pending_span.unwrap_or((u.dts, u.dts));
+                    self.pending_span = Some((first, u.dts));
                 }
                 self.pending.push(ev);
                 if self.ready() {
@@ -173,7 +180,11 @@ impl FlvToTs {
     }
 
     fn ready(&self) -> bool {
-        if self.pending.len() >= MAX_PENDING || self.pending_bytes >= MAX_PENDING_BYTES {
+        let span = self.pending_span.map_or(0, |(a, b)| b.saturating_sub(a));
+        if self.pending.len() >= MAX_PENDING
+            || self.pending_bytes >= MAX_PENDING_BYTES
+            || span >= MAX_PENDING_SPAN
+        {
             return true;
         }
         let want = |announced: Option<bool>, kind| match announced {
@@ -190,6 +201,7 @@ impl FlvToTs {
         self.declare()?;
         let pending = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
+        self.pending_span = None;
         for ev in pending {
             self.apply(ev, out)?;
         }
