@@ -774,3 +774,42 @@ async fn push_stopping_the_input_disconnects_the_publisher() {
     );
     l.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_video_only() {
+    require("ffmpeg");
+    require("ffprobe");
+    let l = Listener::start().await;
+    let (buffer, stats) = stream_buffer();
+    let _reg = l
+        .registry
+        .register(PushProtocol::Rtmp, "vonly", "stream", buffer.clone(), stats)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (out, collector) = collect(&buffer);
+    let ff = Proc::spawn(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=640x360:rate=25",
+                "-t",
+                "3",
+            ])
+            .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "50"])
+            .args(["-pix_fmt", "yuv420p", "-f", "flv"])
+            .arg(format!("rtmp://127.0.0.1:{}/live/vonly", l.port)),
+    );
+    let (ok, err) = ff.finish(Duration::from_secs(20)).await;
+    assert!(ok, "ffmpeg publish failed: {err}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ts = out.lock().map(|v| v.clone()).unwrap_or_default();
+    let p = probe(&ts);
+    eprintln!("video only: streams {:?}", p.streams);
+    assert!(p.audio().is_none(), "{:?}", p.streams);
+    assert!(Probe::frames(p.video()) >= 70, "{:?}", p.streams);
+    assert!(p.decode_errors.trim().is_empty(), "{}", p.decode_errors);
+    collector.abort();
+    l.stop().await;
+}
