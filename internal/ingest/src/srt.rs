@@ -166,34 +166,6 @@ impl CallConfig {
     }
 }
 
-/// The URL for logs: password and passphrase hidden.
-pub fn redact_url(raw: &str) -> String {
-    let shown = redact(raw);
-    match url::Url::parse(&shown) {
-        Ok(mut u) if u.query_pairs().any(|(k, _)| k == "passphrase") => {
-            let pairs: Vec<(String, String)> = u
-                .query_pairs()
-                .map(|(k, v)| {
-                    let v = if k == "passphrase" {
-                        "***".to_string()
-                    } else {
-                        v.into_owned()
-                    };
-                    (k.into_owned(), v)
-                })
-                .collect();
-            u.query_pairs_mut().clear().extend_pairs(pairs);
-            u.to_string()
-        }
-        Ok(_) => shown,
-        // Unparsable: do not risk showing a passphrase.
-        Err(_) => match shown.find('?') {
-            Some(i) => format!("{}?…", &shown[..i]),
-            None => shown,
-        },
-    }
-}
-
 /// Map a failed `call()` to an error kind with a readable message (the
 /// library's own message may be empty).
 fn call_error(e: &std::io::Error, remote: &str, timeout: Duration) -> IngestError {
@@ -237,7 +209,7 @@ fn call_error(e: &std::io::Error, remote: &str, timeout: Duration) -> IngestErro
 
 /// One session of a srt (caller) input.
 pub async fn run(s: &Session<'_>, out: &mut TsEmitter) -> Result<(), IngestError> {
-    let shown = redact_url(s.url);
+    let shown = redact(s.url);
     let cfg = CallConfig::from_url(s.url)?;
     let timeout = s.timeout();
     let builder = cfg.builder(timeout)?;
@@ -614,7 +586,7 @@ mod tests {
         assert!(CallConfig::from_url("srt://h:1?passphrase=0123456789&pbkeylen=8").is_err());
         assert!(CallConfig::from_url("srt://h:1?latency=abc").is_err());
         assert!(CallConfig::from_url("srt://h").is_err());
-        let shown = redact_url("srt://h:1?streamid=a&passphrase=0123456789ab");
+        let shown = redact("srt://h:1?streamid=a&passphrase=0123456789ab");
         assert!(!shown.contains("0123456789ab"), "{shown}");
         assert!(shown.contains("streamid=a"), "{shown}");
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use os_domain::{Input, InputNet};
 use os_hub::{Buffer, Item};
-use os_ingest::{ErrorKind, InputStats, InputWorker, Outcome, PushRegistry};
+use os_ingest::{ErrorKind, InputStats, InputWorker, Outcome, PushProtocol, PushRegistry};
 use tokio_util::sync::CancellationToken;
 
 // ---------------------------------------------------------------------------
@@ -28,11 +28,21 @@ struct Peer {
 
 impl Peer {
     fn spawn(name: &'static str, cmd: &mut Command, dir: &Path) -> Peer {
+        Self::spawn_io(name, cmd, dir, Stdio::null(), Stdio::null())
+    }
+
+    fn spawn_io(
+        name: &'static str,
+        cmd: &mut Command,
+        dir: &Path,
+        stdin: Stdio,
+        stdout: Stdio,
+    ) -> Peer {
         let log = dir.join(format!("{name}.log"));
         let err = std::fs::File::create(&log).unwrap_or_else(|e| panic!("log file: {e}"));
         let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdin(stdin)
+            .stdout(stdout)
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
@@ -290,6 +300,63 @@ fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"))
 }
 
+/// Our own log lines, captured for assertions (all tests share them).
+fn logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOGS: std::sync::OnceLock<std::sync::Mutex<Vec<u8>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        struct W;
+        impl Write for W {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                if let Ok(mut l) = logs().lock() {
+                    l.extend_from_slice(b);
+                }
+                std::io::stderr().write(b)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(|| W)
+            .with_max_level(tracing::Level::INFO)
+            .try_init();
+        std::sync::Mutex::new(Vec::new())
+    })
+}
+
+fn log_has(needle: &[&str]) -> bool {
+    let l = logs().lock().map(|l| l.clone()).unwrap_or_default();
+    String::from_utf8_lossy(&l)
+        .lines()
+        .any(|line| needle.iter().all(|n| line.contains(n)))
+}
+
+/// Whether something is bound to the UDP port (from /proc/net/udp).
+fn udp_bound(port: u16) -> bool {
+    let needle = format!(":{port:04X} ");
+    std::fs::read_to_string("/proc/net/udp")
+        .map(|t| {
+            t.lines().any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| format!("{a} ").contains(&needle))
+            })
+        })
+        .unwrap_or(false)
+}
+
+async fn wait_udp_bound(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !udp_bound(port) {
+        assert!(
+            Instant::now() < deadline,
+            "peer never bound udp port {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 // ---------------------------------------------------------------------------
 // UDP
 
@@ -502,4 +569,369 @@ async fn udp_multicast_inner() {
         tb.len(),
         pb.streams
     );
+}
+
+// ---------------------------------------------------------------------------
+// SRT pull (we call an ffmpeg listener)
+
+fn ffmpeg_srt_listener(port: u16, extra: &str, dir: &Path) -> Peer {
+    Peer::spawn(
+        "ffmpeg-srt-listener",
+        ffmpeg_source(4).args(["-f", "mpegts"]).arg(format!(
+            "srt://127.0.0.1:{port}?mode=listener&latency=200000&pkt_size=1316{extra}"
+        )),
+        dir,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_pull_from_ffmpeg_listener() {
+    let dir = tmp();
+    let port = free_udp_port();
+    let _ff = ffmpeg_srt_listener(port, "", dir.path());
+    wait_udp_bound(port).await;
+    let run = start_worker(
+        &format!("srt://127.0.0.1:{port}?latency=200&streamid=live/pull"),
+        5,
+        true,
+    );
+    let mut reader = run.buffer.subscribe_raw("test");
+    let ts = collect(&mut reader, Duration::from_secs(15)).await;
+    let p = assert_decodable_tail(&ts, dir.path(), 90, 2);
+    let snap = run.stats.snapshot();
+    assert!(snap.tracks.iter().any(|t| t.codec == "aac"), "{snap:?}");
+    run.stop().await;
+    eprintln!(
+        "srt pull: {} bytes {:?} errors {:?}",
+        ts.len(),
+        p.streams,
+        p.errors
+    );
+}
+
+const PASS: &str = "correct-horse-battery";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_pull_encrypted() {
+    let dir = tmp();
+    let port = free_udp_port();
+    let _ff = ffmpeg_srt_listener(port, &format!("&passphrase={PASS}&pbkeylen=16"), dir.path());
+    wait_udp_bound(port).await;
+    let run = start_worker(
+        &format!("srt://127.0.0.1:{port}?latency=200&passphrase={PASS}&pbkeylen=16"),
+        5,
+        true,
+    );
+    let mut reader = run.buffer.subscribe_raw("test");
+    let ts = collect(&mut reader, Duration::from_secs(15)).await;
+    let p = assert_decodable_tail(&ts, dir.path(), 90, 2);
+    run.stop().await;
+    assert!(!log_has(&[PASS]), "the passphrase leaked into the log");
+    eprintln!("srt pull encrypted: {} bytes {:?}", ts.len(), p.streams);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_pull_wrong_passphrase_is_a_clear_error() {
+    let dir = tmp();
+    let port = free_udp_port();
+    let _ff = ffmpeg_srt_listener(port, &format!("&passphrase={PASS}&pbkeylen=16"), dir.path());
+    wait_udp_bound(port).await;
+    let run = start_worker(
+        &format!("srt://127.0.0.1:{port}?latency=200&passphrase=wrong-passphrase-1&pbkeylen=16"),
+        3,
+        false,
+    );
+    let outcome = tokio::time::timeout(Duration::from_secs(10), run.task)
+        .await
+        .unwrap_or_else(|_| panic!("no error"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Outcome::Failed(e) = outcome else {
+        panic!("{outcome:?}")
+    };
+    eprintln!("wrong passphrase: {e}");
+    assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+    assert!(e.message.contains("passphrase"), "{e}");
+    assert!(!e.message.contains("wrong-passphrase-1"), "{e}");
+    assert!(
+        !log_has(&["wrong-passphrase-1"]),
+        "the passphrase leaked into the log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_pull_nobody_listening_times_out() {
+    let port = free_udp_port();
+    let started = Instant::now();
+    let run = start_worker(&format!("srt://127.0.0.1:{port}"), 2, false);
+    let outcome = tokio::time::timeout(Duration::from_secs(10), run.task)
+        .await
+        .unwrap_or_else(|_| panic!("no error"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Outcome::Failed(e) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        matches!(e.kind, ErrorKind::Timeout | ErrorKind::Connect),
+        "{e}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(6));
+}
+
+// ---------------------------------------------------------------------------
+// SRT push (publishers call our shared listener)
+
+struct PushSetup {
+    port: u16,
+    buffer: Arc<Buffer>,
+    stats: Arc<InputStats>,
+    _registration: os_ingest::push::Registration,
+    cancel: CancellationToken,
+    listener: tokio::task::JoinHandle<Result<(), os_ingest::IngestError>>,
+}
+
+async fn push_setup(key: &str) -> PushSetup {
+    let _ = logs();
+    let registry = PushRegistry::new();
+    let buffer = Arc::new(Buffer::new("stream", 100_000));
+    let stats = Arc::new(InputStats::default());
+    let registration = registry
+        .register(
+            PushProtocol::Srt,
+            key,
+            "stream",
+            buffer.clone(),
+            stats.clone(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
+    let cancel = CancellationToken::new();
+    let listener = tokio::spawn(os_ingest::srt::serve_listener(
+        socket,
+        os_ingest::srt::ListenerConfig::default(),
+        registry.clone(),
+        cancel.clone(),
+    ));
+    PushSetup {
+        port,
+
+        buffer,
+        stats,
+        _registration: registration,
+        cancel,
+        listener,
+    }
+}
+
+impl PushSetup {
+    async fn stop(self) {
+        self.cancel.cancel();
+        let r = tokio::time::timeout(Duration::from_secs(5), self.listener)
+            .await
+            .unwrap_or_else(|_| panic!("listener did not stop"))
+            .unwrap_or_else(|e| panic!("listener task: {e}"));
+        assert!(r.is_ok(), "{r:?}");
+    }
+}
+
+fn ffmpeg_srt_push(
+    port: u16,
+    streamid: &str,
+    seconds: u32,
+    dir: &Path,
+    name: &'static str,
+) -> Peer {
+    Peer::spawn(
+        name,
+        ffmpeg_source(seconds).args(["-f", "mpegts"]).arg(format!(
+            "srt://127.0.0.1:{port}?streamid={streamid}&latency=120000&pkt_size=1316"
+        )),
+        dir,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_push_from_ffmpeg() {
+    let dir = tmp();
+    let setup = push_setup("cam1").await;
+    let mut reader = setup.buffer.subscribe_raw("test");
+    let mut ff = ffmpeg_srt_push(setup.port, "cam1", 4, dir.path(), "ffmpeg-push");
+    let ts = collect(&mut reader, Duration::from_secs(15)).await;
+    let status = ff.wait_exit(Duration::from_secs(5));
+    let p = assert_decodable_tail(&ts, dir.path(), 90, 2);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "ffmpeg: {status:?} {}",
+        ff.log_text()
+    );
+    assert!(log_has(&["srt: publisher connected", "cam1"]));
+    setup.stop().await;
+    eprintln!(
+        "srt push: {} bytes {:?} errors {:?}",
+        ts.len(),
+        p.streams,
+        p.errors
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_push_from_srt_live_transmit_access_control_id() {
+    require("srt-live-transmit", "srt-tools");
+    let dir = tmp();
+    let setup = push_setup("cam1").await;
+    let mut reader = setup.buffer.subscribe_raw("test");
+    let mut src = Peer::spawn_io(
+        "ffmpeg-pipe",
+        ffmpeg_source(4).args(["-f", "mpegts", "-"]),
+        dir.path(),
+        Stdio::null(),
+        Stdio::piped(),
+    );
+    let pipe = src.child.stdout.take().unwrap_or_else(|| panic!("no pipe"));
+    let _slt = Peer::spawn_io(
+        "srt-live-transmit",
+        Command::new("srt-live-transmit")
+            .args(["-chunk:1316", "-a:no", "file://con"])
+            .arg(format!(
+                "srt://127.0.0.1:{}?streamid=#!::r=cam1,m=publish&latency=120",
+                setup.port
+            )),
+        dir.path(),
+        Stdio::from(pipe),
+        Stdio::null(),
+    );
+    let ts = collect(&mut reader, Duration::from_secs(15)).await;
+    let p = assert_decodable_tail(&ts, dir.path(), 90, 2);
+    assert!(log_has(&["srt: publisher connected", "cam1"]));
+    setup.stop().await;
+    eprintln!(
+        "srt push (slt): {} bytes {:?} errors {:?}",
+        ts.len(),
+        p.streams,
+        p.errors
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_push_unknown_key_is_refused() {
+    let dir = tmp();
+    let setup = push_setup("cam1").await;
+    let mut ff = ffmpeg_srt_push(setup.port, "nope-key", 4, dir.path(), "ffmpeg-unknown");
+    let status = ff.wait_exit(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "ffmpeg was not refused: {status:?}"
+    );
+    eprintln!("ffmpeg says: {}", ff.log_text());
+    assert!(log_has(&[
+        "publisher refused",
+        "nope-key",
+        "unknown stream key"
+    ]));
+    assert_eq!(setup.stats.snapshot().bytes, 0);
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_push_second_publisher_is_refused() {
+    let dir = tmp();
+    let setup = push_setup("cam2").await;
+    let mut first = ffmpeg_srt_push(setup.port, "cam2", 7, dir.path(), "ffmpeg-first");
+    // Wait until the first publisher delivers.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while setup.stats.snapshot().bytes == 0 {
+        assert!(Instant::now() < deadline, "first publisher never arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut second = ffmpeg_srt_push(setup.port, "live/cam2", 3, dir.path(), "ffmpeg-second");
+    let status = second.wait_exit(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "second publisher was not refused: {status:?}"
+    );
+    assert!(log_has(&[
+        "publisher refused",
+        "cam2",
+        "already has a publisher"
+    ]));
+    // The first one keeps going: collect what it sends from now on (joining
+    // at the hub's latest access point, as a player would).
+    let mut reader = setup.buffer.subscribe("after");
+    let before = setup.stats.snapshot().bytes;
+    let ts = collect(&mut reader, Duration::from_secs(10)).await;
+    assert!(setup.stats.snapshot().bytes > before);
+    let status = first.wait_exit(Duration::from_secs(5));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "first publisher: {status:?} {}",
+        first.log_text()
+    );
+    let p = assert_decodable_tail(&ts, dir.path(), 25, 2);
+    setup.stop().await;
+    eprintln!("srt busy: first kept {} bytes {:?}", ts.len(), p.streams);
+}
+
+/// A valid-looking SRT induction handshake that we never follow up on.
+fn induction_handshake(socket_id: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+    p.extend_from_slice(&4u32.to_be_bytes()); // version
+    p.extend_from_slice(&0u16.to_be_bytes()); // encryption
+    p.extend_from_slice(&2u16.to_be_bytes()); // extension field
+    p.extend_from_slice(&12345u32.to_be_bytes()); // initial sequence
+    p.extend_from_slice(&1500u32.to_be_bytes()); // MTU
+    p.extend_from_slice(&8192u32.to_be_bytes()); // flow window
+    p.extend_from_slice(&1u32.to_be_bytes()); // induction
+    p.extend_from_slice(&socket_id.to_be_bytes());
+    p.extend_from_slice(&0u32.to_be_bytes()); // cookie
+    p.extend_from_slice(&[127, 0, 0, 1]);
+    p.extend_from_slice(&[0; 12]);
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_push_listener_survives_garbage() {
+    let dir = tmp();
+    let setup = push_setup("cam3").await;
+    let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let target = format!("127.0.0.1:{}", setup.port);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..3000u32 {
+        let len = (next() % 1500) as usize;
+        let mut d: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        // Every third datagram looks like a control packet / handshake.
+        if i % 3 == 0 && d.len() >= 4 {
+            d[0] = 0x80;
+            d[1] = 0;
+        }
+        if i % 100 == 0 {
+            d = induction_handshake(i);
+        }
+        let _ = junk.send_to(&d, &target);
+        if i % 500 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // Truncated handshakes and an empty datagram.
+    let hs = induction_handshake(7);
+    for cut in [0, 1, 4, 16, 17, 40, 63] {
+        let _ = junk.send_to(&hs[..cut], &target);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!setup.listener.is_finished(), "listener died on garbage");
+
+    let mut reader = setup.buffer.subscribe_raw("test");
+    let mut ff = ffmpeg_srt_push(setup.port, "cam3", 3, dir.path(), "ffmpeg-after-garbage");
+    let ts = collect(&mut reader, Duration::from_secs(15)).await;
+    let status = ff.wait_exit(Duration::from_secs(5));
+    assert_decodable_tail(&ts, dir.path(), 60, 2);
+    assert!(status.is_some_and(|s| s.success()), "ffmpeg: {status:?}");
+    setup.stop().await;
 }
