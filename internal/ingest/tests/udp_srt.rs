@@ -600,6 +600,19 @@ async fn srt_pull_from_ffmpeg_listener() {
     let p = assert_decodable_tail(&ts, dir.path(), 90, 2);
     let snap = run.stats.snapshot();
     assert!(snap.tracks.iter().any(|t| t.codec == "aac"), "{snap:?}");
+    // ffmpeg closed the connection when its source ended: the session ended
+    // and the worker went back to reconnecting.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while run.stats.snapshot().reconnects == 0 {
+        assert!(Instant::now() < deadline, "{:?}", run.stats.snapshot());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let snap = run.stats.snapshot();
+    let last = snap.last_error.map(|e| e.0).unwrap_or_default();
+    assert!(
+        last.contains("ended: srt peer closed the connection"),
+        "{last}"
+    );
     run.stop().await;
     eprintln!(
         "srt pull: {} bytes {:?} errors {:?}",
@@ -684,7 +697,7 @@ struct PushSetup {
     port: u16,
     buffer: Arc<Buffer>,
     stats: Arc<InputStats>,
-    _registration: os_ingest::push::Registration,
+    registration: Option<os_ingest::push::Registration>,
     cancel: CancellationToken,
     listener: tokio::task::JoinHandle<Result<(), os_ingest::IngestError>>,
 }
@@ -719,7 +732,7 @@ async fn push_setup(key: &str) -> PushSetup {
 
         buffer,
         stats,
-        _registration: registration,
+        registration: Some(registration),
         cancel,
         listener,
     }
@@ -933,5 +946,68 @@ async fn srt_push_listener_survives_garbage() {
     let status = ff.wait_exit(Duration::from_secs(5));
     assert_decodable_tail(&ts, dir.path(), 60, 2);
     assert!(status.is_some_and(|s| s.success()), "ffmpeg: {status:?}");
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_play_request_is_refused_for_now() {
+    require("srt-live-transmit", "srt-tools");
+    let dir = tmp();
+    let setup = push_setup("cam4").await;
+    let mut player = Peer::spawn(
+        "srt-live-transmit-player",
+        Command::new("srt-live-transmit")
+            .args(["-a:no", "-t:8"])
+            .arg(format!(
+                "srt://127.0.0.1:{}?streamid=#!::r=cam4,m=request",
+                setup.port
+            ))
+            .arg("file://con"),
+        dir.path(),
+    );
+    // srt-live-transmit exits 0 even when refused; its log tells.
+    let status = player.wait_exit(Duration::from_secs(10));
+    let said = player.log_text();
+    eprintln!("player says: {said}");
+    assert!(status.is_some(), "player still connected");
+    assert!(said.to_ascii_lowercase().contains("reject"), "{said}");
+    assert!(log_has(&["play requests are not supported yet", "cam4"]));
+    // The key stays free for a publisher.
+    let mut reader = setup.buffer.subscribe_raw("test");
+    let mut ff = ffmpeg_srt_push(
+        setup.port,
+        "#!::r=live/cam4,m=publish",
+        2,
+        dir.path(),
+        "ffmpeg-cam4",
+    );
+    let ts = collect(&mut reader, Duration::from_secs(15)).await;
+    let _ = ff.wait_exit(Duration::from_secs(5));
+    assert_decodable_tail(&ts, dir.path(), 40, 2);
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_push_stopping_the_input_kicks_the_publisher() {
+    let dir = tmp();
+    let mut setup = push_setup("cam5").await;
+    let mut ff = ffmpeg_srt_push(setup.port, "cam5", 20, dir.path(), "ffmpeg-cam5");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while setup.stats.snapshot().bytes == 0 {
+        assert!(Instant::now() < deadline, "publisher never arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The stream's push input stops: its registration goes away.
+    setup.registration.take();
+    let status = ff.wait_exit(Duration::from_secs(10));
+    assert!(
+        status.is_some(),
+        "publisher still connected after the input stopped"
+    );
+    assert!(log_has(&[
+        "publisher disconnected",
+        "cam5",
+        "input stopped"
+    ]));
     setup.stop().await;
 }
