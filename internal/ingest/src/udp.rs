@@ -167,6 +167,40 @@ pub fn rtp_ts_payload(d: &[u8]) -> Option<&[u8]> {
     (payload.first() == Some(&os_mpegts::SYNC_BYTE)).then_some(payload)
 }
 
+/// Counts RTP sequence gaps; reports them at most every few seconds.
+#[derive(Default)]
+struct RtpGaps {
+    last: Option<u16>,
+    lost: u64,
+    reported: Option<std::time::Instant>,
+}
+
+impl RtpGaps {
+    const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Feed a sequence number; returns the loss to report, if it is time.
+    fn observe(&mut self, seq: u16) -> Option<u64> {
+        if let Some(last) = self.last {
+            let step = seq.wrapping_sub(last);
+            // Small forward jumps are losses; anything else (reordering,
+            // duplicates, a restarted sender) is not counted.
+            if (2..1000).contains(&step) {
+                self.lost += u64::from(step - 1);
+            }
+        }
+        self.last = Some(seq);
+        if self.lost == 0
+            || self
+                .reported
+                .is_some_and(|t| t.elapsed() < Self::REPORT_EVERY)
+        {
+            return None;
+        }
+        self.reported = Some(std::time::Instant::now());
+        Some(std::mem::take(&mut self.lost))
+    }
+}
+
 /// One session of a udp input.
 pub async fn run(s: &Session<'_>, out: &mut TsEmitter) -> Result<(), IngestError> {
     let shown = redact(s.url);
@@ -180,6 +214,7 @@ pub async fn run(s: &Session<'_>, out: &mut TsEmitter) -> Result<(), IngestError
     );
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut rtp_seen = false;
+    let mut gaps = RtpGaps::default();
     loop {
         let n = match tokio::time::timeout(timeout, socket.recv(&mut buf)).await {
             Err(_) => {
@@ -197,6 +232,12 @@ pub async fn run(s: &Session<'_>, out: &mut TsEmitter) -> Result<(), IngestError
         };
         let payload = match cfg.rtp_detect.then(|| rtp_ts_payload(datagram)).flatten() {
             Some(p) => {
+                if let Some(lost) = gaps.observe(u16::from_be_bytes([datagram[2], datagram[3]])) {
+                    tracing::warn!(
+                        stream = %s.stream, input = s.input.priority, url = %shown,
+                        lost_datagrams = lost, "udp: RTP sequence gaps (datagrams lost before us)"
+                    );
+                }
                 if !rtp_seen {
                     rtp_seen = true;
                     tracing::info!(
@@ -253,6 +294,17 @@ mod tests {
             rtp_ts_payload(&[0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 200]),
             None
         );
+    }
+
+    #[test]
+    fn rtp_gaps() {
+        let mut g = RtpGaps::default();
+        assert_eq!(g.observe(65_534), None);
+        assert_eq!(g.observe(65_535), None);
+        assert_eq!(g.observe(2), Some(2), "wraps around");
+        assert_eq!(g.observe(5), None, "rate limited");
+        assert_eq!(g.observe(4), None, "reordering is not loss");
+        assert_eq!(g.lost, 2);
     }
 
     #[tokio::test]
