@@ -71,12 +71,39 @@ async fn open_session(s: &Session<'_>, out: &mut TsEmitter) -> Result<(), Ingest
     }
 }
 
-/// The URL with any password replaced, for logs and status.
+/// The URL with any password (userinfo, or a `passphrase`/`password` query
+/// parameter such as SRT's) replaced, for logs and status.
 pub fn redact(raw: &str) -> String {
+    const SECRET_PARAMS: [&str; 2] = ["passphrase", "password"];
     match url::Url::parse(raw) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
+        Ok(mut u) => {
+            let mut changed = false;
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+                changed = true;
+            }
+            if u.query_pairs()
+                .any(|(k, _)| SECRET_PARAMS.contains(&k.as_ref()))
+            {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if SECRET_PARAMS.contains(&k.as_ref()) {
+                            "***".to_string()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+                changed = true;
+            }
+            if changed {
+                u.to_string()
+            } else {
+                raw.to_string()
+            }
         }
         _ => raw.to_string(),
     }
