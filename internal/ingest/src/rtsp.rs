@@ -20,6 +20,7 @@
 //! RTP-Info (some cameras) each stream starts at its first packet. RTP
 //! carries no decode time, so `dts = pts` (cameras do not send B-frames).
 
+use std::slice;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -181,14 +182,14 @@ async fn step<T>(
 fn video_params(codec: &VideoParametersCodec) -> Option<(Codec, VideoParams)> {
     match codec {
         VideoParametersCodec::H264 { sps, pps } => {
-            os_codecs::params::h264_video_params(&[sps.clone()], &[pps.clone()])
+            os_codecs::params::h264_video_params(slice::from_ref(sps), slice::from_ref(pps))
                 .ok()
                 .map(|p| (Codec::H264, p))
         }
         VideoParametersCodec::H265 { vps, sps, pps } => os_codecs::params::h265_video_params(
-            &[vps.clone()],
-            &[sps.clone()],
-            &[pps.clone()],
+            slice::from_ref(vps),
+            slice::from_ref(sps),
+            slice::from_ref(pps),
         )
         .ok()
         .map(|p| (Codec::H265, p)),
@@ -215,7 +216,7 @@ impl VideoConverter {
             return true;
         };
         match self.codec {
-            Codec::H264 => matches!(os_codecs::h264::nal_type(h), 7 | 8 | 9),
+            Codec::H264 => matches!(os_codecs::h264::nal_type(h), 7..=9),
             _ => matches!(os_codecs::h265::nal_type(h), 32..=35),
         }
     }
@@ -348,9 +349,7 @@ pub async fn run(s: &Session<'_>, out: &mut TsEmitter) -> Result<(), IngestError
 
     let play = PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive);
     let playing = step("PLAY", limit, creds, session.play(play)).await?;
-    let demuxed = playing
-        .demuxed()
-        .map_err(|e| classify("PLAY", &e, creds))?;
+    let demuxed = playing.demuxed().map_err(|e| classify("PLAY", &e, creds))?;
     let mut demuxed = std::pin::pin!(demuxed);
 
     let mut emitter = AuEmitter::new(&mut *out);
@@ -383,7 +382,12 @@ pub async fn run(s: &Session<'_>, out: &mut TsEmitter) -> Result<(), IngestError
                 let Some(conv) = conv.as_mut() else { continue };
                 deadline = Instant::now() + limit;
                 if f.loss() > 0 {
-                    tracing::debug!(stream = s.stream, input = s.input.priority, lost = f.loss(), "rtsp: video packets lost");
+                    tracing::debug!(
+                        stream = s.stream,
+                        input = s.input.priority,
+                        lost = f.loss(),
+                        "rtsp: video packets lost"
+                    );
                 }
                 if f.has_new_parameters()
                     && let Some(ParametersRef::Video(v)) = demuxed

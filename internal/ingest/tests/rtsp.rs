@@ -249,6 +249,8 @@ async fn collect(reader: &mut os_hub::Reader, secs: u64) -> Vec<u8> {
 struct Probe {
     streams: Vec<String>,
     errors: String,
+    /// `(codec_type, start_time)` per stream.
+    starts: Vec<(String, f64)>,
 }
 
 /// ffprobe the TS, decoding every frame (`-count_frames`): the stream list
@@ -272,7 +274,29 @@ fn probe(ts: &[u8]) -> Probe {
         .arg(f.path())
         .output()
         .unwrap_or_else(|e| panic!("ffprobe: {e}: apt-get install -y ffmpeg"));
+    let starts = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,start_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(f.path())
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter_map(|l| {
+                    let (kind, start) = l.trim().split_once(',')?;
+                    Some((kind.to_string(), start.parse().ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Probe {
+        starts,
         streams: String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| l.trim().trim_end_matches(',').to_string())
@@ -306,7 +330,8 @@ async fn pull_and_check(url: &str, secs: u64, video: &str) {
     );
     let p = probe(&ts);
     eprintln!(
-        "{url}: {} bytes, streams {:?}, tracks {:?}",
+        "{}: {} bytes, streams {:?}, tracks {:?}",
+        os_ingest::redact(url),
         ts.len(),
         p.streams,
         snap.tracks
@@ -326,6 +351,18 @@ async fn pull_and_check(url: &str, secs: u64, video: &str) {
     let span = secs.saturating_sub(2);
     assert!(frames(v) >= 25 * span, "video frames: {v}");
     assert!(frames(a) >= 40 * span, "audio frames: {a}");
+    // Audio and video share one timeline: both start at the first video
+    // keyframe (audio before it is dropped), within about one audio frame.
+    let start = |kind: &str| {
+        p.starts
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, t)| *t)
+            .unwrap_or_else(|| panic!("no {kind} start time in {:?}", p.starts))
+    };
+    let skew = start("audio") - start("video");
+    eprintln!("audio start - video start = {skew:.3} s");
+    assert!(skew.abs() < 0.1, "A/V start skew {skew:.3} s");
     let kinds: Vec<_> = snap.tracks.iter().map(|t| t.codec).collect();
     assert!(kinds.contains(&"aac"), "stats tracks {kinds:?}");
 }
