@@ -26,6 +26,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use os_av::{AccessUnit, AudioParams, Codec, ParamsChanged, Track, TrackParams, VideoParams};
+use os_domain::InputAuth;
 use retina::client::{
     Credentials, InitialTimestampPolicy, PlayOptions, SessionOptions, SetupOptions, Transport,
 };
@@ -57,9 +58,9 @@ struct Target {
     udp: bool,
 }
 
-fn target(s: &Session<'_>) -> Result<Target, IngestError> {
-    let mut url = url::Url::parse(s.url)
-        .map_err(|e| IngestError::config(format!("invalid rtsp url: {e}")))?;
+fn target(raw: &str, auth: Option<&InputAuth>) -> Result<Target, IngestError> {
+    let mut url =
+        url::Url::parse(raw).map_err(|e| IngestError::config(format!("invalid rtsp url: {e}")))?;
     match url.scheme() {
         "rtsp" => {}
         "rtsps" => {
@@ -96,10 +97,7 @@ fn target(s: &Session<'_>) -> Result<Target, IngestError> {
         password: percent_decode(url.password().unwrap_or_default()),
     });
     let creds = from_url.or_else(|| {
-        s.input
-            .auth
-            .as_ref()
-            .filter(|a| !a.username.is_empty())
+        auth.filter(|a| !a.username.is_empty())
             .map(|a| Credentials {
                 username: a.username.clone(),
                 password: a.password.clone(),
@@ -216,7 +214,11 @@ impl VideoConverter {
             return true;
         };
         match self.codec {
-            Codec::H264 => matches!(os_codecs::h264::nal_type(h), 7..=9),
+            Codec::H264 => {
+                use os_codecs::h264::{NAL_AUD, NAL_PPS, NAL_SPS};
+                matches!(os_codecs::h264::nal_type(h), NAL_SPS | NAL_PPS | NAL_AUD)
+            }
+            // VPS, SPS, PPS, AUD.
             _ => matches!(os_codecs::h265::nal_type(h), 32..=35),
         }
     }
@@ -254,7 +256,7 @@ fn to_90k(ts: retina::Timestamp) -> i64 {
 
 /// One session of an RTSP input.
 pub async fn run(s: &Session<'_>, out: &mut TsEmitter) -> Result<(), IngestError> {
-    let t = target(s)?;
+    let t = target(s.url, s.input.auth.as_ref())?;
     let shown = redact(s.url);
     let limit = s.timeout();
     let creds = t.creds.clone();
@@ -473,6 +475,101 @@ pub async fn run(s: &Session<'_>, out: &mut TsEmitter) -> Result<(), IngestError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn creds(t: &Target) -> Option<(&str, &str)> {
+        t.creds
+            .as_ref()
+            .map(|c| (c.username.as_str(), c.password.as_str()))
+    }
+
+    #[test]
+    fn target_takes_credentials_and_transport_out_of_the_url() {
+        let t = target(
+            "rtsp://ad%40min:p%3Ass@cam:8554/live/main?transport=udp&ch=1",
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.url.as_str(), "rtsp://cam:8554/live/main?ch=1");
+        assert_eq!(creds(&t), Some(("ad@min", "p:ss")));
+        assert!(t.udp);
+
+        let auth = InputAuth {
+            username: "u".into(),
+            password: "p".into(),
+        };
+        let t = target("rtsp://cam/s?transport=TCP", Some(&auth)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.url.as_str(), "rtsp://cam/s");
+        assert_eq!(creds(&t), Some(("u", "p")));
+        assert!(!t.udp);
+
+        // URL credentials win over the auth block.
+        let t = target("rtsp://a:b@cam/s", Some(&auth)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(creds(&t), Some(("a", "b")));
+        let t = target("rtsp://cam/s", None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(creds(&t), None);
+    }
+
+    #[test]
+    fn target_rejects_bad_options() {
+        for bad in [
+            "rtsp://cam/s?transport=sctp",
+            "rtsps://cam/s",
+            "http://cam/s",
+            "::",
+        ] {
+            let e = target(bad, None)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} accepted"));
+            assert_eq!(e.kind, crate::ErrorKind::Config, "{bad}");
+        }
+    }
+
+    fn lp(nals: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for n in nals {
+            v.extend_from_slice(&(n.len() as u32).to_be_bytes());
+            v.extend_from_slice(n);
+        }
+        v
+    }
+
+    fn annexb(nals: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for n in nals {
+            v.extend_from_slice(&[0, 0, 0, 1]);
+            v.extend_from_slice(n);
+        }
+        v
+    }
+
+    #[test]
+    fn keyframes_get_current_parameter_sets_in_front() {
+        let sps: &[u8] = &[0x67, 1, 2];
+        let pps: &[u8] = &[0x68, 3];
+        let old_sps: &[u8] = &[0x67, 9, 9];
+        let aud: &[u8] = &[0x09, 0xF0];
+        let idr: &[u8] = &[0x65, 0x88, 1];
+        let slice: &[u8] = &[0x41, 0x9A, 2];
+        let mut c = VideoConverter {
+            codec: Codec::H264,
+            params: Some(VideoParams {
+                sps: vec![Bytes::from_static(sps)],
+                pps: vec![Bytes::from_static(pps)],
+                ..Default::default()
+            }),
+            buf: BytesMut::new(),
+            started: false,
+        };
+        // Nothing before the first keyframe.
+        assert_eq!(c.convert(&lp(&[slice]), false).ok().flatten(), None);
+        // In-band (stale) parameter sets and the AUD are replaced.
+        let key = c.convert(&lp(&[aud, old_sps, idr]), true).ok().flatten();
+        assert_eq!(key.as_deref(), Some(annexb(&[sps, pps, idr]).as_slice()));
+        let next = c.convert(&lp(&[slice]), false).ok().flatten();
+        assert_eq!(next.as_deref(), Some(annexb(&[slice]).as_slice()));
+        // A length running past the end is an error, not a panic.
+        assert!(c.convert(&[0, 0, 0, 9, 0x41], false).is_err());
+    }
 
     #[test]
     fn percent_decoding() {
