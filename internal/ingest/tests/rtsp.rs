@@ -392,7 +392,11 @@ async fn h265_aac_decodes() {
 }
 
 async fn expect_failure(url: &str, kind: ErrorKind) {
-    let run = start_worker(input(url, false));
+    expect_failure_input(input(url, false), kind).await;
+}
+
+async fn expect_failure_input(input: Input, kind: ErrorKind) -> os_ingest::IngestError {
+    let run = start_worker(input);
     let outcome = tokio::time::timeout(Duration::from_secs(15), run.task)
         .await
         .unwrap_or_else(|_| panic!("worker did not give up"))
@@ -401,6 +405,7 @@ async fn expect_failure(url: &str, kind: ErrorKind) {
         Outcome::Failed(e) => {
             assert_eq!(e.kind, kind, "error: {e}");
             assert!(!e.message.contains("s3cret"), "password in error: {e}");
+            e
         }
         other => panic!("expected failure {kind:?}, got {other:?}"),
     }
@@ -507,4 +512,153 @@ async fn camera_killed_mid_play_then_back_reconnects() {
         p.streams,
         p.errors
     );
+}
+
+/// How the scripted RTSP server behaves.
+#[derive(Clone, Copy, PartialEq)]
+enum Fake {
+    /// Accepts the connection and never answers.
+    Mute,
+    /// Answers DESCRIBE/SETUP/PLAY, then sends nothing.
+    SilentAfterPlay,
+    /// Answers with bytes that are not RTSP.
+    Garbage,
+    /// Offers only a G.711 audio stream.
+    OnlyPcmu,
+}
+
+/// A scripted RTSP server on 127.0.0.1; returns its port and the request
+/// lines it received.
+async fn fake_server(mode: Fake) -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("addr: {e}"))
+        .port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let (rd, mut wr) = sock.into_split();
+                let mut rd = tokio::io::BufReader::new(rd);
+                let mut held = Vec::new();
+                loop {
+                    let mut head = Vec::new();
+                    loop {
+                        let mut line = String::new();
+                        match rd.read_line(&mut line).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        if line.trim().is_empty() {
+                            break;
+                        }
+                        head.push(line.trim().to_string());
+                    }
+                    let Some(first) = head.first().cloned() else {
+                        continue;
+                    };
+                    if let Ok(mut l) = log.lock() {
+                        l.push(first.clone());
+                    }
+                    let cseq = head
+                        .iter()
+                        .find_map(|h| h.strip_prefix("CSeq:"))
+                        .map(|v| v.trim().to_string())
+                        .unwrap_or_default();
+                    let reply = match mode {
+                        Fake::Mute => {
+                            held.push(cseq);
+                            continue;
+                        }
+                        Fake::Garbage => "\u{1}\u{2}garbage that is not RTSP\r\n\r\n".to_string(),
+                        Fake::SilentAfterPlay | Fake::OnlyPcmu => {
+                            let method = first.split(' ').next().unwrap_or_default();
+                            let base = format!("rtsp://127.0.0.1:{port}/cam/");
+                            match method {
+                                "DESCRIBE" => {
+                                    let media = if mode == Fake::OnlyPcmu {
+                                        "m=audio 0 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+                                    } else {
+                                        "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
+                                         a=fmtp:96 packetization-mode=1\r\n"
+                                    };
+                                    let sdp = format!(
+                                        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=fake\r\n\
+                                         t=0 0\r\n{media}a=control:stream=0\r\n"
+                                    );
+                                    format!(
+                                        "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Base: {base}\r\n\
+                                         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+                                        sdp.len()
+                                    )
+                                }
+                                "SETUP" => format!(
+                                    "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n\
+                                     Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\
+                                     Session: 4242;timeout=60\r\n\r\n"
+                                ),
+                                _ => format!(
+                                    "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nSession: 4242\r\n\r\n"
+                                ),
+                            }
+                        }
+                    };
+                    if wr.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn silent_server_times_out() {
+    // Connected but no answer to DESCRIBE.
+    let (port, _) = fake_server(Fake::Mute).await;
+    let mut inp = input(&format!("rtsp://127.0.0.1:{port}/cam"), false);
+    inp.net.timeout_sec = 2;
+    let started = Instant::now();
+    let e = expect_failure_input(inp, ErrorKind::Timeout).await;
+    assert!(e.message.starts_with("DESCRIBE"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(6));
+
+    // PLAY answered, then no media.
+    let (port, seen) = fake_server(Fake::SilentAfterPlay).await;
+    let mut inp = input(&format!("rtsp://user:s3cret@127.0.0.1:{port}/cam"), false);
+    inp.net.timeout_sec = 2;
+    let e = expect_failure_input(inp, ErrorKind::Timeout).await;
+    assert!(e.message.starts_with("no frames"), "{e}");
+    let seen = seen.lock().map(|l| l.clone()).unwrap_or_default();
+    eprintln!("requests: {seen:?}");
+    assert!(seen.iter().any(|l| l.starts_with("PLAY ")), "{seen:?}");
+    // Credentials never travel in the request line.
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some(format!("DESCRIBE rtsp://127.0.0.1:{port}/cam RTSP/1.0").as_str())
+    );
+}
+
+#[tokio::test]
+async fn no_usable_stream_is_not_found() {
+    let (port, seen) = fake_server(Fake::OnlyPcmu).await;
+    let inp = input(&format!("rtsp://127.0.0.1:{port}/cam"), false);
+    let e = expect_failure_input(inp, ErrorKind::NotFound).await;
+    assert!(e.message.contains("no usable stream"), "{e}");
+    let seen = seen.lock().map(|l| l.clone()).unwrap_or_default();
+    assert!(!seen.iter().any(|l| l.starts_with("SETUP")), "{seen:?}");
+}
+
+#[tokio::test]
+async fn garbage_server_is_a_protocol_error() {
+    let (port, _) = fake_server(Fake::Garbage).await;
+    let inp = input(&format!("rtsp://127.0.0.1:{port}/cam"), false);
+    expect_failure_input(inp, ErrorKind::Protocol).await;
 }
