@@ -259,8 +259,7 @@ pub async fn run(s: &Session<'_>, out: &mut TsEmitter) -> Result<(), IngestError
     let t = target(s.url, s.input.auth.as_ref())?;
     let shown = redact(s.url);
     let limit = s.timeout();
-    let creds = t.creds.clone();
-    let creds = creds.as_ref();
+    let creds = t.creds.as_ref();
     let options = SessionOptions::default()
         .creds(t.creds.clone())
         .user_agent("open-streamer".to_string());
