@@ -11,6 +11,7 @@
 //! access units to MPEG-TS with the pkg muxer and hands the result to a
 //! [`TsEmitter`].
 
+use std::borrow::BorrowMut;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -228,15 +229,17 @@ fn track_info(t: &Track) -> TrackInfo {
     }
 }
 
-/// Muxes access units to TS and writes them through a [`TsEmitter`].
-pub struct AuEmitter {
+/// Muxes access units to TS and writes them through a [`TsEmitter`], owned
+/// (`AuEmitter::new(ts)`) or borrowed (`AuEmitter::new(&mut ts)`, as readers
+/// get it in `run`).
+pub struct AuEmitter<T = TsEmitter> {
     muxer: Muxer,
-    ts: TsEmitter,
+    ts: T,
     scratch: BytesMut,
 }
 
-impl AuEmitter {
-    pub fn new(ts: TsEmitter) -> Self {
+impl<T: BorrowMut<TsEmitter>> AuEmitter<T> {
+    pub fn new(ts: T) -> Self {
         Self {
             muxer: Muxer::new(Default::default()),
             ts,
@@ -266,7 +269,7 @@ impl AuEmitter {
         // the hub cuts at keyframes itself.
         if au.codec.kind() == os_av::TrackKind::Video || self.scratch.len() >= CHUNK_TARGET {
             let chunk = self.scratch.split().freeze();
-            self.ts.push_bytes(chunk)?;
+            self.ts.borrow_mut().push_bytes(chunk)?;
         }
         Ok(())
     }
@@ -274,19 +277,19 @@ impl AuEmitter {
     /// The next unit starts a new timeline.
     pub fn discontinuity(&mut self) {
         self.scratch.clear();
-        self.ts.discontinuity();
+        self.ts.borrow_mut().discontinuity();
     }
 
     pub fn flush(&mut self) -> Result<(), IngestError> {
         if !self.scratch.is_empty() {
             let chunk = self.scratch.split().freeze();
-            self.ts.push_bytes(chunk)?;
+            self.ts.borrow_mut().push_bytes(chunk)?;
         }
-        self.ts.flush()
+        self.ts.borrow_mut().flush()
     }
 
     pub fn ts(&mut self) -> &mut TsEmitter {
-        &mut self.ts
+        self.ts.borrow_mut()
     }
 }
 
