@@ -47,8 +47,8 @@ pub struct App {
     state: AppState,
     /// The shared RTMP listener (push ingest; play later), when enabled.
     rtmp: Option<TcpListener>,
-    /// The shared SRT listener address, when enabled.
-    srt: Option<SocketAddr>,
+    /// The shared SRT listener socket, when enabled.
+    srt: Option<tokio::net::UdpSocket>,
 }
 
 impl App {
@@ -97,11 +97,16 @@ impl App {
             None
         };
         let srt = if l.srt.enabled {
-            Some(listen_addr(
-                "listeners.srt.listen_host",
-                &l.srt.listen_host,
-                l.srt.port,
-            )?)
+            let addr = listen_addr("listeners.srt.listen_host", &l.srt.listen_host, l.srt.port)?;
+            let socket =
+                tokio::net::UdpSocket::bind(addr)
+                    .await
+                    .map_err(|source| AppError::Bind {
+                        key: "listeners.srt.port",
+                        addr,
+                        source,
+                    })?;
+            Some(socket)
         } else {
             None
         };
@@ -144,6 +149,11 @@ impl App {
         self.rtmp.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The address of the shared SRT listener, when enabled.
+    pub fn srt_addr(&self) -> Option<SocketAddr> {
+        self.srt.as_ref().and_then(|s| s.local_addr().ok())
+    }
+
     /// Serve until `shutdown` resolves. Then stop accepting, give in-flight
     /// requests and components `server.shutdown_timeout_sec` to finish, and
     /// return.
@@ -173,14 +183,26 @@ impl App {
                 listeners_stop.clone(),
             )));
         }
-        if let Some(addr) = srt {
-            tracing::info!(%addr, "srt listener");
+        if let Some(socket) = srt {
+            if let Ok(addr) = socket.local_addr() {
+                tracing::info!(%addr, "srt listener");
+            }
             state.readiness.set("srt", true);
-            listener_tasks.push(tokio::spawn(os_ingest::srt::serve_listener(
-                addr,
-                coordinator.registry().clone(),
-                listeners_stop.clone(),
-            )));
+            let srt_config = os_ingest::srt::ListenerConfig {
+                latency: Duration::from_millis(u64::from(config.listeners.srt.latency_ms)),
+                ..Default::default()
+            };
+            let registry = coordinator.registry().clone();
+            let stop = listeners_stop.clone();
+            let readiness = state.readiness.clone();
+            listener_tasks.push(tokio::spawn(async move {
+                if let Err(e) =
+                    os_ingest::srt::serve_listener(socket, srt_config, registry, stop).await
+                {
+                    tracing::error!(error = %e, "srt listener stopped");
+                    readiness.set("srt", false);
+                }
+            }));
         }
         coordinator.resume().await;
 

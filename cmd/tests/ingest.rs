@@ -215,3 +215,69 @@ async fn rtmp_push_from_ffmpeg_makes_the_stream_active() {
     assert_eq!(status["inputs"][0]["tracks"][1]["codec"], "aac");
     s.stop().await;
 }
+
+/// An SRT push from ffmpeg to the shared SRT listener, selected by streamid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_push_from_ffmpeg_makes_the_stream_active() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let app = open_streamer::App::bind(config(dir.path(), ""))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let srt = app
+        .srt_addr()
+        .unwrap_or_else(|| panic!("srt listener is enabled"));
+    let s = common::serve(app);
+    let body = json!({"inputs": [{"url": "srt://0.0.0.0:9999?streamid=cam1", "priority": 0}]});
+    assert_eq!(
+        call(&s, Method::PUT, "/streams/cam", Some(body)).await.0,
+        201
+    );
+    assert_eq!(
+        call(&s, Method::POST, "/streams/cam/start", None).await.0,
+        200
+    );
+    let ffmpeg = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+            "-t",
+            "8",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-c:a",
+            "aac",
+            "-f",
+            "mpegts",
+        ])
+        .arg(format!("srt://{srt}?streamid=cam1&pkt_size=1316"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("ffmpeg is required (apt-get install -y ffmpeg): {e}"));
+    let _guard = Kill(ffmpeg);
+    let status = wait_status(&s, "cam", Duration::from_secs(15), |d| {
+        d["status"] == "active"
+            && d["inputs"][0]["tracks"]
+                .as_array()
+                .is_some_and(|t| t.len() == 2 && t[0]["width"] == 320)
+    })
+    .await;
+    assert_eq!(status["inputs"][0]["protocol"], "srt");
+    assert_eq!(status["inputs"][0]["mode"], "push");
+    s.stop().await;
+}
