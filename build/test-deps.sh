@@ -1,30 +1,42 @@
 #!/usr/bin/env bash
 # Make sure the programs the test suite drives are installed:
-# ffmpeg/ffprobe (media vectors and playability checks), chromium (Swagger UI
-# and browser players), systemd-analyze (unit file check).
+#   ffmpeg/ffprobe      media sources, playability checks
+#   chromium            Swagger UI (and browser players)
+#   systemd-analyze     unit file check
+#   nginx + rtmp module RTMP pull peer, ingest benchmark comparison
+#   srt-live-transmit   SRT peer
+#   ip (iproute2)       private network namespaces for multicast tests
+#   GStreamer RTSP      RTSP camera simulator (Debian's python3-gi)
 # As root on Debian/Ubuntu they are installed with apt-get; otherwise the
 # exact install command is printed and the script fails.
 set -euo pipefail
 
-declare -A package_of=(
-  [ffmpeg]=ffmpeg
-  [ffprobe]=ffmpeg
-  [chromium]=chromium
-  [systemd-analyze]=systemd
-)
-
 missing=()
-for cmd in ffmpeg ffprobe chromium systemd-analyze; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
-done
-# Fonts so that screenshots of pages render text.
-if [ ! -d /usr/share/fonts/truetype/dejavu ]; then
-  missing+=(fonts-dejavu-core)
-fi
+need() { # need <package...> -- <check command...>
+  local pkgs=()
+  while [ "$1" != "--" ]; do pkgs+=("$1"); shift; done
+  shift
+  if ! "$@" >/dev/null 2>&1; then missing+=("${pkgs[@]}"); fi
+}
+has() { command -v "$1"; }
+
+need ffmpeg -- has ffmpeg
+need ffmpeg -- has ffprobe
+need chromium -- has chromium
+need fonts-dejavu-core -- test -d /usr/share/fonts/truetype/dejavu
+need systemd -- has systemd-analyze
+need curl -- has curl
+need nginx -- has nginx
+need libnginx-mod-rtmp -- test -f /usr/lib/nginx/modules/ngx_rtmp_module.so
+need srt-tools -- has srt-live-transmit
+need iproute2 -- has ip
+need python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base \
+     gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav -- \
+  /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer; import sys; from gi.repository import Gst; Gst.init(None); sys.exit(0 if Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('x265enc') and Gst.ElementFactory.find('avenc_aac') else 1)"
+
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
-
 mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
 install_cmd="apt-get install -y --no-install-recommends ${packages[*]}"
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
