@@ -442,6 +442,32 @@ async fn non_ts_file_is_a_protocol_error_after_a_bounded_read() {
     expect_err(&run, ErrorKind::Protocol);
 }
 
+#[tokio::test]
+async fn worker_finishes_a_file_and_gives_up_on_a_missing_one() {
+    use os_ingest::{InputWorker, Outcome, PushRegistry};
+    let worker = |url: &str| {
+        let mut i = input(url);
+        i.net.reconnect = false;
+        InputWorker {
+            stream: "test".into(),
+            input: i,
+            buffer: Arc::new(Buffer::new("test", 1 << 12)),
+            stats: Arc::new(InputStats::default()),
+            registry: PushRegistry::new(),
+            cancel: CancellationToken::new(),
+        }
+    };
+    let path = vector_path("h264_aac.ts");
+    let w = worker(&format!("file://{}", path.display()));
+    let buffer = w.buffer.clone();
+    assert_eq!(w.run().await, Outcome::Finished);
+    assert_eq!(buffer.stats().bytes, vector("h264_aac.ts").len() as u64);
+    match worker("/nonexistent/missing.ts").run().await {
+        Outcome::Failed(e) => assert_eq!(e.kind, ErrorKind::NotFound),
+        other => panic!("{other:?}"),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // http_ts
 
@@ -651,6 +677,10 @@ async fn hls_live_from_ffmpeg() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let newest_at_start = segment_numbers(&std::fs::read_to_string(&playlist).unwrap())
+        .into_iter()
+        .max()
+        .unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     let addr = serve(static_dir(dir.path().to_path_buf(), log.clone())).await;
     let run = ingest(
@@ -675,6 +705,12 @@ async fn hls_live_from_ffmpeg() {
     assert_continuous(&d, 3600, 90_000 / 5);
     assert_decodes_cleanly(&run.data, 100);
     let requests = log.lock().unwrap().clone();
+    // Started near the live edge: at most 3 segments back.
+    let first_fetched = segment_numbers(&requests.join("\n"))[0];
+    assert!(
+        first_fetched + 2 >= newest_at_start,
+        "first segment {first_fetched}, newest {newest_at_start}"
+    );
     let segments: Vec<&String> = requests.iter().filter(|p| p.ends_with(".ts")).collect();
     let mut unique = segments.clone();
     unique.dedup();
@@ -685,6 +721,13 @@ async fn hls_live_from_ffmpeg() {
     );
     let tracks: Vec<&str> = run.stats.tracks.iter().map(|t| t.codec).collect();
     assert_eq!(tracks, ["h264", "aac"]);
+}
+
+/// The numbers N of the `liveN.ts` names in `text`, in order.
+fn segment_numbers(text: &str) -> Vec<u64> {
+    text.split(|c: char| c.is_whitespace() || c == '/')
+        .filter_map(|w| w.strip_prefix("live")?.strip_suffix(".ts")?.parse().ok())
+        .collect()
 }
 
 #[tokio::test]
