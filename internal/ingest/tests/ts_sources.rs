@@ -215,8 +215,9 @@ fn assert_decodes_cleanly(data: &[u8], min_video_frames: u64) {
     assert!(frames(&streams, "aac") > 0, "audio frames: {streams:?}");
 }
 
-/// Timestamps keep increasing on every track, without a jump larger than
-/// `max_step` (90 kHz), and the PCR never goes back.
+/// Timestamps keep increasing on every track (DTS in decode order, PTS in
+/// presentation order), without a step larger than `max_step` (90 kHz), and
+/// the PCR never goes back.
 fn assert_continuous(d: &Demuxed, max_video_step: i64, max_audio_step: i64) {
     for (pid, max_step) in [(VIDEO_PID, max_video_step), (AUDIO_PID, max_audio_step)] {
         let track = d.track(pid);
@@ -228,6 +229,19 @@ fn assert_continuous(d: &Demuxed, max_video_step: i64, max_audio_step: i64) {
                 "track {pid:#x}: DTS {} -> {} (step {step})",
                 w[0].1,
                 w[1].1
+            );
+        }
+        // Presentation order (video has B-frames: its PTS is not monotonic
+        // in decode order): every PTS distinct, no gap above `max_step`.
+        let mut pts: Vec<i64> = track.iter().map(|u| u.0).collect();
+        pts.sort_unstable();
+        for w in pts.windows(2) {
+            let step = w[1] - w[0];
+            assert!(
+                step > 0 && step <= max_step,
+                "track {pid:#x}: presentation {} -> {} (step {step})",
+                w[0],
+                w[1]
             );
         }
         if pid == AUDIO_PID {
