@@ -73,6 +73,9 @@ pub async fn run(s: &Session<'_>, out: &mut TsEmitter) -> Result<(), IngestError
         .connect_timeout(s.timeout())
         // A redirect would go to another host than the one signed for.
         .redirect(reqwest::redirect::Policy::none())
+        // Ranged GETs can be minutes apart at low bitrates; S3 closes idle
+        // connections after about 20 s: do not reuse one it may be closing.
+        .pool_idle_timeout(Duration::from_secs(15))
         .build()
         .map_err(|e| IngestError::config(format!("http client: {}", e.without_url())))?;
     let reader = Reader {
