@@ -152,8 +152,8 @@ fn errors_name_the_key_and_reason() {
         ),
         (
             "",
-            &[("OPEN_STREAMER_LISTENERS_RTMP_PORT", "0")],
-            "listeners.rtmp.port: must be between 1 and 65535",
+            &[("OPEN_STREAMER_LISTENERS_RTMP_PORT", "70000")],
+            "listeners.rtmp.port",
         ),
         (
             "",

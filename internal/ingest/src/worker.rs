@@ -160,5 +160,36 @@ impl InputWorker {
 /// Files and objects end; a live source that ends is reconnected. With
 /// `?loop=true` the reader loops by itself and never returns `Ok`.
 fn is_finite(detected: &Detected, url: &str) -> bool {
-    matches!(detected.protocol, Protocol::File | Protocol::S3) && !url.contains("loop=true")
+    matches!(detected.protocol, Protocol::File | Protocol::S3) && !loops(url)
+}
+
+/// Whether the URL's query says `loop=true` (bare paths are file URLs).
+fn loops(url: &str) -> bool {
+    let parsed = if url.starts_with('/') {
+        url::Url::parse(&format!("file://{url}"))
+    } else {
+        url::Url::parse(url)
+    };
+    parsed.is_ok_and(|u| u.query_pairs().any(|(k, v)| k == "loop" && v == "true"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finite_sources() {
+        let d = |u: &str| os_protocol::detect(u).unwrap_or_else(|e| panic!("{u}: {e}"));
+        for (url, finite) in [
+            ("/a/b.ts", true),
+            ("/a/b.ts?loop=true", false),
+            ("/a/b.ts?loop=false", true),
+            ("file:///a/loop=true.ts", true),
+            ("s3://b/k?region=x&loop=true", false),
+            ("s3://b/k?noloop=true", true),
+            ("rtmp://h/app/k", false),
+        ] {
+            assert_eq!(is_finite(&d(url), url), finite, "{url}");
+        }
+    }
 }
