@@ -147,6 +147,10 @@ pub fn probe_errors(path: &std::path::Path) -> String {
 }
 
 /// A unique scratch file path in the system temp dir.
+/// A temp file path unique to this process and call (tests run in parallel
+/// and may use the same vector).
 pub fn temp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("os-mpegts-{}-{name}", std::process::id()))
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("os-mpegts-{}-{n}-{name}", std::process::id()))
 }
