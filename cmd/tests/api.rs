@@ -169,7 +169,7 @@ async fn validation_errors_report_every_problem_with_its_path() {
         })),
     )
     .await;
-    assert_eq!(st, 422, "{body}");
+    assert_eq!(st, 400, "{body}");
     assert_eq!(body["error"]["code"], "VALIDATION_FAILED");
     let details = body["error"]["details"]
         .as_array()
@@ -216,7 +216,7 @@ async fn validation_errors_report_every_problem_with_its_path() {
         Some(json!({"transcoder": {"global": {"hw_accel": "cuda"}}})),
     )
     .await;
-    assert_eq!(st, 422);
+    assert_eq!(st, 400);
     assert_eq!(
         body["error"]["details"][0]["path"],
         "transcoder.global.hw_accel"
@@ -237,7 +237,7 @@ async fn validation_errors_report_every_problem_with_its_path() {
     .await;
     assert_eq!(
         (st, body["error"]["details"][0]["path"].clone()),
-        (422, json!("inputs"))
+        (400, json!("inputs"))
     );
 
     let (st, body) = call(
@@ -247,7 +247,7 @@ async fn validation_errors_report_every_problem_with_its_path() {
         Some(json!({"protocols": {"hsl": true}})),
     )
     .await;
-    assert_eq!(st, 422);
+    assert_eq!(st, 400);
     assert!(
         body["error"]["message"]
             .as_str()

@@ -51,7 +51,7 @@ impl ApiError {
             many => format!("{} problems; see details", many.len()),
         };
         Self {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
+            status: StatusCode::BAD_REQUEST,
             body: ErrorBody {
                 code: "VALIDATION_FAILED",
                 message,

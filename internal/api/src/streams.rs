@@ -102,11 +102,10 @@ pub async fn get_stream(
     responses(
         (status = 200, description = "Updated", body = StreamResponse),
         (status = 201, description = "Created", body = StreamResponse),
-        (status = 400, description = "Bad code or malformed JSON", body = ErrorResponse),
+        (status = 400, description = "Bad code, malformed JSON, or validation failed (`VALIDATION_FAILED` with every problem and its JSON path in `details`)", body = ErrorResponse),
         (status = 409, description = "Too many concurrent updates", body = ErrorResponse),
         (status = 413, description = "Body over 1 MiB", body = ErrorResponse),
         (status = 415, description = "Not JSON", body = ErrorResponse),
-        (status = 422, description = "Validation failed", body = ErrorResponse),
     ))]
 pub async fn put_stream(
     State(app): State<AppState>,
