@@ -17,30 +17,50 @@ pub fn rescale(value: i64, from: u32, to: u32) -> i64 {
     num.div_euclid(i128::from(from)) as i64
 }
 
-/// Turns a sequence of 33-bit timestamps into a monotonic-ish `i64` timeline.
+/// Turns a sequence of wrapping timestamps (33-bit MPEG PTS/DTS by default,
+/// or any other width such as FLV's 32-bit milliseconds) into a
+/// monotonic-ish `i64` timeline.
 ///
-/// Each new raw value is placed in the 2^33 window closest to the previous
+/// Each new raw value is placed in the wrap window closest to the previous
 /// unwrapped value, so both forward wraps and small backward steps (B-frame
 /// reordering, audio/video interleave) are handled.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Unwrapper {
+    /// Number of distinct raw values (`1 << bits`).
+    wrap: i64,
     last: Option<i64>,
 }
 
+impl Default for Unwrapper {
+    fn default() -> Self {
+        Self::with_bits(33)
+    }
+}
+
 impl Unwrapper {
+    /// An unwrapper for 33-bit MPEG timestamps.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Unwrap one raw 33-bit timestamp (`raw` is masked to 33 bits).
+    /// An unwrapper for `bits`-wide counters (clamped to 1..=62).
+    pub fn with_bits(bits: u32) -> Self {
+        Self {
+            wrap: 1i64 << bits.clamp(1, 62),
+            last: None,
+        }
+    }
+
+    /// Unwrap one raw timestamp (masked to the counter width).
     pub fn unwrap(&mut self, raw: u64) -> i64 {
-        let raw = (raw & (WRAP_33 as u64 - 1)) as i64;
+        let raw = (raw & (self.wrap as u64 - 1)) as i64;
+        let wrap = self.wrap;
         let value = match self.last {
             None => raw,
             Some(last) => {
-                let base = last - last.rem_euclid(WRAP_33);
+                let base = last - last.rem_euclid(wrap);
                 // Pick among the candidate windows the value nearest `last`.
-                [base - WRAP_33 + raw, base + raw, base + WRAP_33 + raw]
+                [base - wrap + raw, base + raw, base + wrap + raw]
                     .into_iter()
                     .min_by_key(|c| (c - last).abs())
                     .unwrap_or(raw)
@@ -148,6 +168,13 @@ mod tests {
         // A B-frame PTS slightly before zero is just behind, not 26 h ahead.
         assert_eq!(u.unwrap(WRAP_33 as u64 - 500), -500);
         assert_eq!(u.unwrap(4000), 4000);
+    }
+
+    #[test]
+    fn unwrap_other_widths() {
+        let mut u = Unwrapper::with_bits(32);
+        assert_eq!(u.unwrap(u64::from(u32::MAX) - 10), i64::from(u32::MAX) - 10);
+        assert_eq!(u.unwrap(5), (1i64 << 32) + 5);
     }
 
     #[test]

@@ -31,9 +31,13 @@ pub fn composition_time_ms(pts_ticks: i64, dts_ticks: i64) -> i32 {
 
 /// Turns 32-bit millisecond timestamps into a continuous `i64` timeline,
 /// tolerating the 2^32 wrap and small backward steps (audio/video interleave).
-#[derive(Debug, Clone, Default)]
-pub struct MsUnwrapper {
-    last: Option<i64>,
+#[derive(Debug, Clone)]
+pub struct MsUnwrapper(os_av::time::Unwrapper);
+
+impl Default for MsUnwrapper {
+    fn default() -> Self {
+        Self(os_av::time::Unwrapper::with_bits(32))
+    }
 }
 
 impl MsUnwrapper {
@@ -43,24 +47,11 @@ impl MsUnwrapper {
 
     /// Places `ms` in the 2^32 window closest to the previous value.
     pub fn unwrap(&mut self, ms: u32) -> i64 {
-        const WRAP: i64 = 1 << 32;
-        let raw = i64::from(ms);
-        let value = match self.last {
-            None => raw,
-            Some(last) => {
-                let base = last - last.rem_euclid(WRAP);
-                [base - WRAP + raw, base + raw, base + WRAP + raw]
-                    .into_iter()
-                    .min_by_key(|c| (c - last).abs())
-                    .unwrap_or(raw)
-            }
-        };
-        self.last = Some(value);
-        value
+        self.0.unwrap(u64::from(ms))
     }
 
     pub fn reset(&mut self) {
-        self.last = None;
+        self.0.reset();
     }
 }
 
