@@ -1,5 +1,7 @@
 //! Structured logging: `log.level` and `log.format` (text | json).
 //! `RUST_LOG`, when set, overrides the level with a full filter directive.
+//! The SRT library logs every socket teardown at WARN; it is kept at ERROR
+//! unless `RUST_LOG` asks for more.
 
 use os_config::Log;
 use tracing_subscriber::EnvFilter;
@@ -8,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 pub fn init(log: &Log) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
-            "{level},hyper=warn,h2=warn,tower=warn",
+            "{level},hyper=warn,h2=warn,tower=warn,srt_protocol=error,srt_tokio=error",
             level = log.level
         ))
     });
