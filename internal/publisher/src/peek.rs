@@ -88,13 +88,12 @@ impl PtsPeek {
                         kind_pid(TrackKind::Video).or_else(|| kind_pid(TrackKind::Audio));
                     self.pmt = Some(chunk.slice(i * PACKET_SIZE..(i + 1) * PACKET_SIZE));
                 }
-            } else if Some(pid) == self.reference {
-                if let Ok(h) = parse_pes_header(payload) {
-                    if let Some(ts) = h.dts.or(h.pts) {
-                        peek.first.get_or_insert(ts);
-                        peek.last = Some(ts);
-                    }
-                }
+            } else if Some(pid) == self.reference
+                && let Ok(h) = parse_pes_header(payload)
+                && let Some(ts) = h.dts.or(h.pts)
+            {
+                peek.first.get_or_insert(ts);
+                peek.last = Some(ts);
             }
         }
         peek

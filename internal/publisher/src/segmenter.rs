@@ -160,10 +160,10 @@ impl Segmenter {
                 closed = Some(cur.finish(peek.first, now));
             }
             let mut data = Vec::with_capacity(64);
-            if !starts_with_pat(&chunk.data) {
-                if let Some(psi) = self.peek.psi() {
-                    data.push(psi);
-                }
+            if !starts_with_pat(&chunk.data)
+                && let Some(psi) = self.peek.psi()
+            {
+                data.push(psi);
             }
             data.push(chunk.data);
             let mut cur = Current {
