@@ -70,8 +70,17 @@ fn bad_path(message: &str) -> ApiError {
 pub async fn serve(
     State(app): State<AppState>,
     Path((code, file)): Path<(String, String)>,
+    method: axum::http::Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    // Anything without a media extension is not this route's: answer like
+    // the router's fallback.
+    let Some((content_type, kind, dash)) = classify(&file) else {
+        return Err(ApiError::not_found(format!(
+            "no route for {} /{code}/{file}",
+            method
+        )));
+    };
     if os_domain::validate_code(&code).is_err() {
         return Err(bad_path("invalid stream code"));
     }
@@ -80,9 +89,6 @@ pub async fn serve(
             "invalid file name: one path segment of letters, digits, '_', '-' and '.'",
         ));
     }
-    let Some((content_type, kind, dash)) = classify(&file) else {
-        return Err(ApiError::not_found(format!("no media file \"{file}\"")));
-    };
     let Some(dirs) = app.media.as_deref() else {
         return Err(ApiError::not_found("media serving is not configured"));
     };
