@@ -119,6 +119,11 @@ impl App {
             registry,
             CoordinatorConfig {
                 buffer_capacity: config.buffer.capacity,
+                hls: os_publisher::HlsConfig {
+                    dir: config.publisher.hls.dir.clone().into(),
+                    segment_duration: config.publisher.hls.segment_duration,
+                    live_window: config.publisher.hls.live_window,
+                },
                 ..CoordinatorConfig::default()
             },
         ));
@@ -128,6 +133,10 @@ impl App {
             coordinator,
             readiness,
             (!token.is_empty()).then(|| Arc::from(token)),
+        )
+        .with_media_dirs(
+            config.publisher.hls.dir.clone().into(),
+            config.publisher.dash.dir.clone().into(),
         );
         Ok(Self {
             config,

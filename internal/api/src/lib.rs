@@ -8,6 +8,7 @@
 //! | `POST /streams/{code}/start\|stop`, `GET /streams/{code}/status` | token | [`streams`] |
 //! | `GET /healthz`, `GET /readyz`       | open  | [`health`]  |
 //! | `GET /swagger/`, `GET /swagger/openapi.json` | open | Swagger UI |
+//! | `GET\|HEAD /{code}/{file}` (`.m3u8 .ts .mpd .m4s .mp4`) | open | [`media`] |
 //!
 //! "token" routes need `Authorization: Bearer <server.api_token>` when a
 //! token is configured. Every error is `{"error":{"code","message","details"}}`
@@ -16,6 +17,7 @@
 pub mod body;
 pub mod error;
 pub mod health;
+pub mod media;
 pub mod streams;
 
 use std::any::Any;
@@ -55,6 +57,8 @@ pub struct AppState {
     /// optimistic retries. The store's version check still guards against
     /// writers in other processes.
     update_locks: Arc<[tokio::sync::Mutex<()>]>,
+    /// Packager output directories for the media route; `None` = not served.
+    pub(crate) media: Option<Arc<media::MediaDirs>>,
 }
 
 impl AppState {
@@ -70,7 +74,15 @@ impl AppState {
             readiness,
             api_token,
             update_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+            media: None,
         }
+    }
+
+    /// Serve `{hls}/{code}/*.m3u8|ts` and `{dash}/{code}/*.mpd|m4s|mp4`
+    /// at `GET /{code}/{file}`.
+    pub fn with_media_dirs(mut self, hls: std::path::PathBuf, dash: std::path::PathBuf) -> Self {
+        self.media = Some(Arc::new(media::MediaDirs { hls, dash }));
+        self
     }
 
     /// The update lock of one stream (striped: codes may share a lock).
@@ -179,6 +191,10 @@ pub fn router(state: AppState, opts: RouterOptions) -> Router {
 
     let mut app = routes
         .merge(SwaggerUi::new("/swagger").url("/swagger/openapi.json", doc))
+        // Static first segments (`/streams`, `/swagger`, `/healthz`) win over
+        // this parameter route; it is deliberately not in the OpenAPI document
+        // (a file route, not part of the JSON API).
+        .route("/{code}/{*file}", axum::routing::get(media::serve))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -51,6 +51,8 @@ pub struct CoordinatorConfig {
     pub buffer_capacity: usize,
     /// How long stopping one stream may take before its tasks are abandoned.
     pub stop_timeout: Duration,
+    /// `publisher.hls.*`: used for streams with `protocols.hls`.
+    pub hls: os_publisher::HlsConfig,
 }
 
 impl Default for CoordinatorConfig {
@@ -58,6 +60,7 @@ impl Default for CoordinatorConfig {
         Self {
             buffer_capacity: 1000,
             stop_timeout: Duration::from_secs(5),
+            hls: os_publisher::HlsConfig::default(),
         }
     }
 }
@@ -174,16 +177,27 @@ impl Coordinator {
     }
 
     /// A stream config was created or changed. A running stream is stopped
-    /// when disabled and restarted when its inputs changed; other changes
+    /// when disabled and restarted when its inputs changed; toggling
+    /// `protocols.hls` starts or stops only its HLS publisher; other changes
     /// concern components that are not running yet.
     pub async fn stream_saved(&self, new: &Stream) {
         let action = {
-            let running = self.running.lock().await;
-            match running.get(&new.code) {
+            let mut running = self.running.lock().await;
+            match running.get_mut(&new.code) {
                 None => None,
                 Some(_) if new.disabled => Some(false),
                 Some(rt) if rt.stream.inputs != new.inputs => Some(true),
-                Some(_) => None,
+                Some(rt) => {
+                    if rt.stream.protocols.hls != new.protocols.hls {
+                        rt.stream.protocols.hls = new.protocols.hls;
+                        if new.protocols.hls {
+                            rt.start_hls(self.config.hls.clone());
+                        } else {
+                            rt.stop_hls(self.config.stop_timeout).await;
+                        }
+                    }
+                    None
+                }
             }
         };
         match action {
@@ -235,7 +249,10 @@ impl Coordinator {
         let buffer = self
             .hub
             .get_or_create(&stream.code, self.config.buffer_capacity);
-        let rt = Runtime::start(stream.clone(), buffer, self.registry.clone(), Utc::now());
+        let mut rt = Runtime::start(stream.clone(), buffer, self.registry.clone(), Utc::now());
+        if stream.protocols.hls {
+            rt.start_hls(self.config.hls.clone());
+        }
         tracing::info!(stream = %stream.code, inputs = stream.inputs.len(), "stream started");
         running.insert(stream.code.clone(), rt);
         Ok(())

@@ -28,6 +28,9 @@ pub(crate) struct Runtime {
     /// by the supervisor, read by status.
     active: Arc<AtomicUsize>,
     supervisor: JoinHandle<()>,
+    /// The HLS publisher, when `protocols.hls` (its token is a child of
+    /// `cancel`, so stopping the stream stops it too).
+    hls: Option<(CancellationToken, JoinHandle<()>)>,
 }
 
 impl Runtime {
@@ -60,11 +63,38 @@ impl Runtime {
             stats,
             active,
             supervisor,
+            hls: None,
         }
     }
 
-    pub(crate) async fn stop(self, timeout: Duration) {
+    /// Start the HLS publisher on the stream's buffer (no-op when running).
+    pub(crate) fn start_hls(&mut self, config: os_publisher::HlsConfig) {
+        if self.hls.is_some() {
+            return;
+        }
+        let cancel = self.cancel.child_token();
+        let task = os_publisher::spawn_hls(
+            self.stream.code.clone(),
+            self.buffer.clone(),
+            config,
+            cancel.clone(),
+        );
+        self.hls = Some((cancel, task));
+    }
+
+    /// Stop the HLS publisher and wait (bounded) until its files are gone.
+    pub(crate) async fn stop_hls(&mut self, timeout: Duration) {
+        if let Some((cancel, task)) = self.hls.take() {
+            cancel.cancel();
+            if tokio::time::timeout(timeout, task).await.is_err() {
+                tracing::warn!(stream = %self.stream.code, "hls publisher did not stop in time");
+            }
+        }
+    }
+
+    pub(crate) async fn stop(mut self, timeout: Duration) {
         self.cancel.cancel();
+        self.stop_hls(timeout).await;
         let code = self.stream.code.clone();
         if tokio::time::timeout(timeout, self.supervisor)
             .await

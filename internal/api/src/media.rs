@@ -1,0 +1,241 @@
+//! Media files: `GET|HEAD /{code}/{file}` serves the packagers' output.
+//!
+//! `.m3u8`/`.ts` come from `{publisher.hls.dir}/{code}/`, `.mpd`/`.m4s`/
+//! `.mp4` from `{publisher.dash.dir}/{code}/`. The route needs no API token
+//! (players cannot send one) and is not logged per request.
+//!
+//! Path safety: the code must be a valid stream code and the file name one
+//! path segment of `[A-Za-z0-9_.-]` that does not start with a dot, so
+//! neither can leave the stream directory (`..`, `/`, `\`, NUL and percent
+//! escapes of them are all rejected after decoding).
+//!
+//! Caching: playlists/manifests are `no-cache`; segment names are never
+//! reused (see the publisher), so segments are `immutable`. Every response
+//! has an `ETag` from the file's size and modification time; a matching
+//! `If-None-Match` gets 304. A single `Range: bytes=…` gets 206 (416 when
+//! unsatisfiable).
+
+use std::path::PathBuf;
+use std::time::UNIX_EPOCH;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Where the packagers write.
+#[derive(Debug, Clone)]
+pub struct MediaDirs {
+    pub hls: PathBuf,
+    pub dash: PathBuf,
+}
+
+/// `max-age` of segments, seconds.
+const SEGMENT_MAX_AGE: u32 = 86_400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Playlist,
+    Segment,
+}
+
+/// (content type, kind, served from the DASH directory)
+fn classify(file: &str) -> Option<(&'static str, Kind, bool)> {
+    let ext = file.rsplit_once('.')?.1;
+    Some(match ext {
+        "m3u8" => ("application/vnd.apple.mpegurl", Kind::Playlist, false),
+        "ts" => ("video/mp2t", Kind::Segment, false),
+        "mpd" => ("application/dash+xml", Kind::Playlist, true),
+        "m4s" => ("video/iso.segment", Kind::Segment, true),
+        "mp4" => ("video/mp4", Kind::Segment, true),
+        _ => return None,
+    })
+}
+
+fn valid_file_name(file: &str) -> bool {
+    !file.is_empty()
+        && file.len() <= 255
+        && !file.starts_with('.')
+        && file
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn bad_path(message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PATH", message)
+}
+
+pub async fn serve(
+    State(app): State<AppState>,
+    Path((code, file)): Path<(String, String)>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    // Anything without a media extension is not this route's: answer like
+    // the router's fallback.
+    let Some((content_type, kind, dash)) = classify(&file) else {
+        return Err(ApiError::not_found(format!(
+            "no route for {} /{code}/{file}",
+            method
+        )));
+    };
+    if os_domain::validate_code(&code).is_err() {
+        return Err(bad_path("invalid stream code"));
+    }
+    if !valid_file_name(&file) {
+        return Err(bad_path(
+            "invalid file name: one path segment of letters, digits, '_', '-' and '.'",
+        ));
+    }
+    let Some(dirs) = app.media.as_deref() else {
+        return Err(ApiError::not_found("media serving is not configured"));
+    };
+    let root = if dash { &dirs.dash } else { &dirs.hls };
+    let path = root.join(&code).join(&file);
+    let not_found = || ApiError::not_found(format!("no file \"{file}\" for stream \"{code}\""));
+    let meta = match tokio::fs::metadata(&path).await {
+        Ok(m) if m.is_file() => m,
+        _ => return Err(not_found()),
+    };
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let etag = format!("\"{:x}-{:x}\"", meta.len(), mtime);
+    let cache = match kind {
+        Kind::Playlist => "no-cache".to_string(),
+        Kind::Segment => format!("public, max-age={SEGMENT_MAX_AGE}, immutable"),
+    };
+    let mut out = HeaderMap::new();
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&cache) {
+        out.insert(header::CACHE_CONTROL, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        out.insert(header::ETAG, v);
+    }
+    out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+
+    if let Some(inm) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        let hit = inm
+            .split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == "*" || t == etag);
+        if hit {
+            return Ok((StatusCode::NOT_MODIFIED, out).into_response());
+        }
+    }
+    // The file may vanish (window slid) between stat and read.
+    let data = tokio::fs::read(&path).await.map_err(|_| not_found())?;
+    let len = data.len() as u64;
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|r| parse_range(r, len));
+    match range {
+        None | Some(RangeSpec::Ignore) => Ok((StatusCode::OK, out, data).into_response()),
+        Some(RangeSpec::Unsatisfiable) => {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                out.insert(header::CONTENT_RANGE, v);
+            }
+            Ok((StatusCode::RANGE_NOT_SATISFIABLE, out).into_response())
+        }
+        Some(RangeSpec::Bytes(start, end)) => {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
+                out.insert(header::CONTENT_RANGE, v);
+            }
+            let body = data
+                .get(start as usize..=end as usize)
+                .unwrap_or_default()
+                .to_vec();
+            Ok((StatusCode::PARTIAL_CONTENT, out, body).into_response())
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RangeSpec {
+    /// Inclusive byte range within the file.
+    Bytes(u64, u64),
+    Unsatisfiable,
+    /// Not a single byte range we understand: serve the whole file.
+    Ignore,
+}
+
+/// Parse a single `bytes=` range against a file of `len` bytes.
+fn parse_range(value: &str, len: u64) -> RangeSpec {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return RangeSpec::Ignore;
+    };
+    if spec.contains(',') {
+        return RangeSpec::Ignore;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeSpec::Ignore;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = match (a.is_empty(), b.is_empty()) {
+        (true, true) => return RangeSpec::Ignore,
+        // Suffix: the last `b` bytes.
+        (true, false) => match b.parse::<u64>() {
+            Ok(0) => return RangeSpec::Unsatisfiable,
+            Ok(n) => (len.saturating_sub(n), len.saturating_sub(1)),
+            Err(_) => return RangeSpec::Ignore,
+        },
+        (false, true) => match a.parse::<u64>() {
+            Ok(s) => (s, len.saturating_sub(1)),
+            Err(_) => return RangeSpec::Ignore,
+        },
+        (false, false) => match (a.parse::<u64>(), b.parse::<u64>()) {
+            (Ok(s), Ok(e)) if s <= e => (s, e.min(len.saturating_sub(1))),
+            _ => return RangeSpec::Ignore,
+        },
+    };
+    if len == 0 || parsed.0 >= len {
+        return RangeSpec::Unsatisfiable;
+    }
+    RangeSpec::Bytes(parsed.0, parsed.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-99", 1000), RangeSpec::Bytes(0, 99));
+        assert_eq!(parse_range("bytes=900-", 1000), RangeSpec::Bytes(900, 999));
+        assert_eq!(parse_range("bytes=-100", 1000), RangeSpec::Bytes(900, 999));
+        assert_eq!(
+            parse_range("bytes=990-2000", 1000),
+            RangeSpec::Bytes(990, 999)
+        );
+        assert_eq!(parse_range("bytes=1000-", 1000), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), RangeSpec::Ignore);
+        assert_eq!(parse_range("items=0-1", 1000), RangeSpec::Ignore);
+    }
+
+    #[test]
+    fn file_names() {
+        assert!(valid_file_name("seg_17.ts"));
+        assert!(valid_file_name("index.m3u8"));
+        for bad in [
+            "..",
+            "../x.ts",
+            "a/b.ts",
+            "a\\b.ts",
+            ".hidden.ts",
+            "a\0.ts",
+            "",
+            "é.ts",
+        ] {
+            assert!(!valid_file_name(bad), "{bad:?}");
+        }
+    }
+}

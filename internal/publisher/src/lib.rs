@@ -1,0 +1,24 @@
+//! Output packagers fed from the hub.
+//!
+//! HLS ([`hls`]): one task per stream reads the stream's hub buffer (reader
+//! `"hls"`), cuts MPEG-TS segments at access points ([`segmenter`]) and
+//! keeps a live media playlist with a sliding window ([`playlist`]) on disk
+//! under `{publisher.hls.dir}/{code}/`:
+//!
+//! - `seg_<n>.ts`: written whole before the playlist lists it;
+//! - `index.m3u8`: replaced atomically (temp file + rename) after each segment;
+//! - segments that left the window are deleted after a grace of
+//!   [`hls::GRACE_SEGMENTS`] segments (players still fetching them), so at
+//!   most `live_window + GRACE_SEGMENTS` segment files exist at any time;
+//! - the stream directory is removed when the task stops.
+//!
+//! The first media sequence number is the UNIX time (seconds) at which the
+//! task starts; with segments of at least a second, segment names never repeat
+//! across restarts of a stream, so caches may treat them as immutable.
+
+pub mod hls;
+mod peek;
+pub mod playlist;
+pub mod segmenter;
+
+pub use hls::{HlsConfig, spawn_hls};
