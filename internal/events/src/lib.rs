@@ -245,14 +245,21 @@ mod tests {
 
     #[test]
     fn envelope_shape() {
-        let e = Event::new(EventType::InputFailover, "demo", json!({"from": 0, "to": 1}));
+        let e = Event::new(
+            EventType::InputFailover,
+            "demo",
+            json!({"from": 0, "to": 1}),
+        );
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["type"], "input.failover");
         assert_eq!(v["stream_code"], "demo");
         assert_eq!(v["data"], json!({"from": 0, "to": 1}));
         let id = v["id"].as_str().unwrap();
         assert_eq!(id.len(), 32);
-        assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
         let t = v["occurred_at"].as_str().unwrap();
         assert!(t.ends_with('Z'), "{t}");
         DateTime::parse_from_rfc3339(t).unwrap();
@@ -276,8 +283,14 @@ mod tests {
         bus.emit(EventType::StreamCreated, "s", json!({}));
         bus.emit(EventType::StreamStarted, "s", json!({}));
         for rx in [&mut a, &mut b] {
-            assert_eq!(rx.recv().await.unwrap().event_type, EventType::StreamCreated);
-            assert_eq!(rx.recv().await.unwrap().event_type, EventType::StreamStarted);
+            assert_eq!(
+                rx.recv().await.unwrap().event_type,
+                EventType::StreamCreated
+            );
+            assert_eq!(
+                rx.recv().await.unwrap().event_type,
+                EventType::StreamStarted
+            );
         }
         assert_eq!(bus.published(), 2);
         assert_eq!(bus.dropped(), 0);

@@ -364,7 +364,10 @@ mod tests {
             id: "h".into(),
             ..Hook::default()
         };
-        assert!(EventType::ALL.iter().all(|t| subscribed(&hook, *t)), "empty = all");
+        assert!(
+            EventType::ALL.iter().all(|t| subscribed(&hook, *t)),
+            "empty = all"
+        );
         hook.event_types = vec!["stream.started".into(), "input.failover".into()];
         let wanted: Vec<_> = EventType::ALL
             .iter()
