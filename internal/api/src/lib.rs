@@ -6,6 +6,7 @@
 //! |-------------------------------------|-------|-------------|
 //! | `GET /streams`, `GET\|PUT\|DELETE /streams/{code}` | token | [`streams`] |
 //! | `POST /streams/{code}/start\|stop`, `GET /streams/{code}/status` | token | [`streams`] |
+//! | `GET\|POST /hooks`, `GET\|PUT\|DELETE /hooks/{hid}`, `POST /hooks/{hid}/test` | token | [`hooks`] |
 //! | `GET /healthz`, `GET /readyz`       | open  | [`health`]  |
 //! | `GET /swagger/`, `GET /swagger/openapi.json` | open | Swagger UI |
 //!
@@ -16,6 +17,7 @@
 pub mod body;
 pub mod error;
 pub mod health;
+pub mod hooks;
 pub mod streams;
 
 use std::any::Any;
@@ -55,6 +57,8 @@ pub struct AppState {
     /// optimistic retries. The store's version check still guards against
     /// writers in other processes.
     update_locks: Arc<[tokio::sync::Mutex<()>]>,
+    /// The hook dispatcher, for `POST /hooks/{hid}/test`; `None` = not running.
+    pub hooks: Option<Arc<os_hooks::Dispatcher>>,
 }
 
 impl AppState {
@@ -70,7 +74,14 @@ impl AppState {
             readiness,
             api_token,
             update_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+            hooks: None,
         }
+    }
+
+    /// Attach the hook dispatcher (enables `POST /hooks/{hid}/test`).
+    pub fn with_hooks(mut self, dispatcher: Arc<os_hooks::Dispatcher>) -> Self {
+        self.hooks = Some(dispatcher);
+        self
     }
 
     /// The update lock of one stream (striped: codes may share a lock).
@@ -99,6 +110,7 @@ Errors are `{\"error\":{\"code\":\"UPPER_SNAKE\",\"message\":\"…\",\"details\"
     ),
     tags(
         (name = "streams", description = "Stream configuration and lifecycle"),
+        (name = "hooks", description = "Webhooks receiving lifecycle events"),
         (name = "health", description = "Liveness and readiness probes"),
     ),
     modifiers(&BearerAuth)
@@ -150,7 +162,14 @@ fn api_routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         ))
         .routes(routes!(streams::start_stream))
         .routes(routes!(streams::stop_stream))
-        .routes(routes!(streams::stream_status));
+        .routes(routes!(streams::stream_status))
+        .routes(routes!(hooks::list_hooks, hooks::create_hook))
+        .routes(routes!(
+            hooks::get_hook,
+            hooks::update_hook,
+            hooks::delete_hook
+        ))
+        .routes(routes!(hooks::test_hook));
     let open = OpenApiRouter::new()
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz));
