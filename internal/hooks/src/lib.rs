@@ -296,10 +296,11 @@ impl Router {
 
     /// The lane of `hook`, created (or recreated after a change) as needed.
     fn lane(&mut self, hook: Hook) -> mpsc::Sender<Job> {
-        if let Some(lane) = self.lanes.get(&hook.id) {
-            if lane.hook == hook && !lane.tx.is_closed() {
-                return lane.tx.clone();
-            }
+        if let Some(lane) = self.lanes.get(&hook.id)
+            && lane.hook == hook
+            && !lane.tx.is_closed()
+        {
+            return lane.tx.clone();
         }
         let (tx, rx) = mpsc::channel(self.queue_per_hook);
         self.tasks
@@ -355,6 +356,7 @@ async fn run_lane(hook: Hook, mut rx: mpsc::Receiver<Job>, shared: Arc<Shared>) 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,8 @@
 //! The dispatcher against real local HTTP receivers, a real JSON store and
 //! the real bus, with short retry delays.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on any error
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
