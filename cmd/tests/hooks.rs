@@ -390,3 +390,59 @@ async fn hooks_crud_and_validation() {
     assert_eq!(st, 404);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn failing_input_emits_degraded_and_failover() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(config(dir.path(), TOKEN)).await;
+    let mut r = receiver(StatusCode::OK, false).await;
+    let (st, _) = call(
+        &s,
+        Method::POST,
+        "/hooks",
+        Some(json!({"id": "inputs", "target": r.url(),
+            "event_types": ["input.degraded", "input.failover"]})),
+    )
+    .await;
+    assert_eq!(st, 201);
+    // Two inputs on a closed port, without reconnect: each fails at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let input = |p: u32| {
+        json!({"url": format!("http://{closed}/live{p}.ts"), "priority": p,
+            "net": {"reconnect": false}})
+    };
+    let (st, body) = call(
+        &s,
+        Method::PUT,
+        "/streams/flaky",
+        Some(json!({"inputs": [input(0), input(1)]})),
+    )
+    .await;
+    assert_eq!(st, 201, "{body}");
+    let (st, _) = call(&s, Method::POST, "/streams/flaky/start", None).await;
+    assert_eq!(st, 200);
+
+    let mut next = async || -> Value { serde_json::from_slice(&r.next().await.body).unwrap() };
+    let degraded = next().await;
+    assert_eq!(degraded["type"], "input.degraded", "{degraded}");
+    assert_eq!(degraded["stream_code"], "flaky");
+    assert_eq!(degraded["data"]["input_priority"], 0);
+    assert_eq!(degraded["data"]["reason"], "connect");
+    assert!(degraded["data"]["error"].is_string());
+    let failover = next().await;
+    assert_eq!(failover["type"], "input.failover", "{failover}");
+    assert_eq!(
+        failover["data"],
+        json!({"from": 0, "to": 1, "reason": "connect"})
+    );
+    let degraded = next().await;
+    assert_eq!(degraded["type"], "input.degraded");
+    assert_eq!(degraded["data"]["input_priority"], 1);
+    let failover = next().await;
+    assert_eq!(failover["data"]["from"], 1);
+    assert_eq!(failover["data"]["to"], 0);
+    s.stop().await;
+}
