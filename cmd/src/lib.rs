@@ -15,6 +15,8 @@ use std::time::Duration;
 use os_api::{AppState, Readiness, RouterOptions};
 use os_config::{Config, parse_listen_addr};
 use os_coordinator::{Coordinator, CoordinatorConfig};
+use os_events::EventBus;
+use os_hooks::{Dispatcher, DispatcherConfig};
 use os_hub::Hub;
 use os_ingest::PushRegistry;
 use os_store::{Store, StoreError, json::JsonStore};
@@ -113,20 +115,32 @@ impl App {
 
         let hub = Arc::new(Hub::new());
         let registry = PushRegistry::new();
-        let coordinator = Arc::new(Coordinator::new(
+        let events = Arc::new(EventBus::new());
+        let hooks = Dispatcher::start(
             store.clone(),
-            hub,
-            registry,
-            CoordinatorConfig {
-                buffer_capacity: config.buffer.capacity,
-                hls: os_publisher::HlsConfig {
-                    dir: config.publisher.hls.dir.clone().into(),
-                    segment_duration: config.publisher.hls.segment_duration,
-                    live_window: config.publisher.hls.live_window,
-                },
-                ..CoordinatorConfig::default()
+            &events,
+            DispatcherConfig {
+                worker_count: config.hooks.worker_count,
+                ..DispatcherConfig::default()
             },
-        ));
+        );
+        let coordinator = Arc::new(
+            Coordinator::new(
+                store.clone(),
+                hub,
+                registry,
+                CoordinatorConfig {
+                    buffer_capacity: config.buffer.capacity,
+                    hls: os_publisher::HlsConfig {
+                        dir: config.publisher.hls.dir.clone().into(),
+                        segment_duration: config.publisher.hls.segment_duration,
+                        live_window: config.publisher.hls.live_window,
+                    },
+                    ..CoordinatorConfig::default()
+                },
+            )
+            .with_events(events),
+        );
         let token = config.server.api_token.trim();
         let state = AppState::new(
             store,
@@ -137,7 +151,8 @@ impl App {
         .with_media_dirs(
             config.publisher.hls.dir.clone().into(),
             config.publisher.dash.dir.clone().into(),
-        );
+        )
+        .with_hooks(hooks);
         Ok(Self {
             config,
             listener,
@@ -179,6 +194,7 @@ impl App {
             srt,
         } = self;
         let coordinator = state.coordinator.clone();
+        let hooks = state.hooks.clone();
         let listeners_stop = CancellationToken::new();
         let mut listener_tasks: Vec<JoinHandle<()>> = Vec::new();
         if let Some(rtmp) = rtmp {
@@ -253,8 +269,15 @@ impl App {
                 let _ = task.await;
             }
         };
+        let started = tokio::time::Instant::now();
         if tokio::time::timeout(deadline, stop_all).await.is_err() {
             tracing::warn!("components did not stop within the shutdown deadline");
+        }
+        // Last: the stream.stopped events of the shutdown are still delivered.
+        if let Some(hooks) = hooks {
+            hooks
+                .shutdown(deadline.saturating_sub(started.elapsed()))
+                .await;
         }
         tracing::info!("stopped");
         Ok(())

@@ -6,6 +6,7 @@
 //! |-------------------------------------|-------|-------------|
 //! | `GET /streams`, `GET\|PUT\|DELETE /streams/{code}` | token | [`streams`] |
 //! | `POST /streams/{code}/start\|stop`, `GET /streams/{code}/status` | token | [`streams`] |
+//! | `GET\|POST /hooks`, `GET\|PUT\|DELETE /hooks/{hid}`, `POST /hooks/{hid}/test` | token | [`hooks`] |
 //! | `GET /healthz`, `GET /readyz`       | open  | [`health`]  |
 //! | `GET /swagger/`, `GET /swagger/openapi.json` | open | Swagger UI |
 //! | `GET\|HEAD /{code}/{file}` (`.m3u8 .ts .mpd .m4s .mp4`) | open | [`media`] |
@@ -17,6 +18,7 @@
 pub mod body;
 pub mod error;
 pub mod health;
+pub mod hooks;
 pub mod media;
 pub mod streams;
 
@@ -59,6 +61,8 @@ pub struct AppState {
     update_locks: Arc<[tokio::sync::Mutex<()>]>,
     /// Packager output directories for the media route; `None` = not served.
     pub(crate) media: Option<Arc<media::MediaDirs>>,
+    /// The hook dispatcher, for `POST /hooks/{hid}/test`; `None` = not running.
+    pub hooks: Option<Arc<os_hooks::Dispatcher>>,
 }
 
 impl AppState {
@@ -75,6 +79,7 @@ impl AppState {
             api_token,
             update_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             media: None,
+            hooks: None,
         }
     }
 
@@ -82,6 +87,12 @@ impl AppState {
     /// at `GET /{code}/{file}`.
     pub fn with_media_dirs(mut self, hls: std::path::PathBuf, dash: std::path::PathBuf) -> Self {
         self.media = Some(Arc::new(media::MediaDirs { hls, dash }));
+        self
+    }
+
+    /// Attach the hook dispatcher (enables `POST /hooks/{hid}/test`).
+    pub fn with_hooks(mut self, dispatcher: Arc<os_hooks::Dispatcher>) -> Self {
+        self.hooks = Some(dispatcher);
         self
     }
 
@@ -111,6 +122,7 @@ Errors are `{\"error\":{\"code\":\"UPPER_SNAKE\",\"message\":\"…\",\"details\"
     ),
     tags(
         (name = "streams", description = "Stream configuration and lifecycle"),
+        (name = "hooks", description = "Webhooks receiving lifecycle events"),
         (name = "health", description = "Liveness and readiness probes"),
     ),
     modifiers(&BearerAuth)
@@ -162,7 +174,14 @@ fn api_routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         ))
         .routes(routes!(streams::start_stream))
         .routes(routes!(streams::stop_stream))
-        .routes(routes!(streams::stream_status));
+        .routes(routes!(streams::stream_status))
+        .routes(routes!(hooks::list_hooks, hooks::create_hook))
+        .routes(routes!(
+            hooks::get_hook,
+            hooks::update_hook,
+            hooks::delete_hook
+        ))
+        .routes(routes!(hooks::test_hook));
     let open = OpenApiRouter::new()
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz));

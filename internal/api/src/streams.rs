@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use os_coordinator::StreamStatus;
 use os_domain::{FieldError, Stream, stream::validate_code};
+use os_events::EventType;
 use os_store::{Precondition, StoreError};
 use serde::Serialize;
 use serde_json::Value;
@@ -159,6 +160,13 @@ pub async fn put_stream(
                 let created = pre == Precondition::Absent;
                 app.coordinator.stream_saved(&stream).await;
                 tracing::info!(stream = %code, created, "stream saved");
+                if created {
+                    app.coordinator.events().emit(
+                        EventType::StreamCreated,
+                        &code,
+                        serde_json::json!({"name": stream.name}),
+                    );
+                }
                 let status = if created {
                     StatusCode::CREATED
                 } else {
@@ -194,6 +202,9 @@ pub async fn delete_stream(
     app.coordinator.stream_deleted(&code).await;
     app.store.delete_stream(&code).await?;
     tracing::info!(stream = %code, "stream deleted");
+    app.coordinator
+        .events()
+        .emit(EventType::StreamDeleted, &code, serde_json::json!({}));
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use os_domain::Stream;
+use os_events::{EventBus, EventType};
 use os_hub::Hub;
 use os_ingest::PushRegistry;
 use os_store::{Store, StoreError};
@@ -74,6 +75,8 @@ pub struct Coordinator {
     /// start/stop sequences of one stream; never held while waiting on the
     /// network.
     running: Mutex<HashMap<String, Runtime>>,
+    /// Where lifecycle events go (`stream.started`/`stopped`, input events).
+    events: Arc<EventBus>,
 }
 
 impl Coordinator {
@@ -89,7 +92,18 @@ impl Coordinator {
             registry,
             config,
             running: Mutex::new(HashMap::new()),
+            events: Arc::new(EventBus::new()),
         }
+    }
+
+    /// Publish lifecycle events on `bus` (without it they are discarded).
+    pub fn with_events(mut self, bus: Arc<EventBus>) -> Self {
+        self.events = bus;
+        self
+    }
+
+    pub fn events(&self) -> &Arc<EventBus> {
+        &self.events
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -249,11 +263,22 @@ impl Coordinator {
         let buffer = self
             .hub
             .get_or_create(&stream.code, self.config.buffer_capacity);
-        let mut rt = Runtime::start(stream.clone(), buffer, self.registry.clone(), Utc::now());
+        let mut rt = Runtime::start(
+            stream.clone(),
+            buffer,
+            self.registry.clone(),
+            self.events.clone(),
+            Utc::now(),
+        );
         if stream.protocols.hls {
             rt.start_hls(self.config.hls.clone());
         }
         tracing::info!(stream = %stream.code, inputs = stream.inputs.len(), "stream started");
+        self.events.emit(
+            EventType::StreamStarted,
+            &stream.code,
+            serde_json::json!({"inputs": stream.inputs.len()}),
+        );
         running.insert(stream.code.clone(), rt);
         Ok(())
     }
@@ -264,6 +289,8 @@ impl Coordinator {
             rt.stop(self.config.stop_timeout).await;
             self.hub.remove(code);
             tracing::info!(stream = %code, "stream stopped");
+            self.events
+                .emit(EventType::StreamStopped, code, serde_json::json!({}));
         }
     }
 }

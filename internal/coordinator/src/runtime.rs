@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use os_domain::Stream;
+use os_events::{EventBus, EventType};
 use os_hub::Buffer;
 use os_ingest::{InputStats, InputWorker, Outcome, PushRegistry};
 use tokio::task::JoinHandle;
@@ -38,6 +39,7 @@ impl Runtime {
         stream: Stream,
         buffer: Arc<Buffer>,
         registry: Arc<PushRegistry>,
+        events: Arc<EventBus>,
         now: DateTime<Utc>,
     ) -> Self {
         let cancel = CancellationToken::new();
@@ -53,6 +55,7 @@ impl Runtime {
             stats.clone(),
             active.clone(),
             registry,
+            events,
             cancel.clone(),
         ));
         Self {
@@ -146,6 +149,7 @@ async fn supervise(
     stats: Vec<Arc<InputStats>>,
     active: Arc<AtomicUsize>,
     registry: Arc<PushRegistry>,
+    events: Arc<EventBus>,
     cancel: CancellationToken,
 ) {
     let mut order: Vec<usize> = (0..stream.inputs.len()).collect();
@@ -165,15 +169,33 @@ async fn supervise(
         if cancel.is_cancelled() || outcome == Outcome::Cancelled {
             break;
         }
+        let (reason, error) = match &outcome {
+            Outcome::Failed(e) => (e.kind.as_str(), Some(e.message.clone())),
+            _ => ("finished", None),
+        };
+        let from = stream.inputs[idx].priority;
+        events.emit(
+            EventType::InputDegraded,
+            &stream.code,
+            serde_json::json!({"input_priority": from, "reason": reason, "error": error}),
+        );
         pos = (pos + 1) % order.len();
         if let Some(&next) = order.get(pos) {
+            let to = stream.inputs[next].priority;
             tracing::warn!(
                 stream = %stream.code,
-                from = stream.inputs[idx].priority,
-                to = stream.inputs[next].priority,
+                from,
+                to,
                 outcome = ?outcome,
                 "switching input"
             );
+            if next != idx {
+                events.emit(
+                    EventType::InputFailover,
+                    &stream.code,
+                    serde_json::json!({"from": from, "to": to, "reason": reason}),
+                );
+            }
         }
         if pos == 0 {
             // Every input had its turn: pause before starting over.
