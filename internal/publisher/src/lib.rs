@@ -9,7 +9,8 @@
 //! - `index.m3u8`: replaced atomically (temp file + rename) after each segment;
 //! - segments that left the window are deleted after a grace of
 //!   [`hls::GRACE_SEGMENTS`] segments (players still fetching them), so at
-//!   most `live_window + GRACE_SEGMENTS` segment files exist at any time;
+//!   most `live_window + GRACE_SEGMENTS` segment files exist between writes
+//!   (one more while a new segment is being written, before the oldest goes);
 //! - the stream directory is removed when the task stops.
 //!
 //! The first media sequence number is the UNIX time (seconds) at which the
