@@ -4,17 +4,25 @@
 //! database. Each record is one document:
 //!
 //! ```text
-//! streams:    {_id: <code>, version: <int64>, running: <bool>, doc: {...stream...}}
-//! recordings: {_id: <id>, stream_code: <code>, doc: {...recording...}}
-//! hooks:      {_id: <id>, doc: {...hook...}}
+//! streams:    {_id: key(code), code, version: <int64>, running: <bool>, doc: {...stream...}}
+//! recordings: {_id: key(id), id, stream_code, doc: {...recording...}}
+//! hooks:      {_id: key(id), id, doc: {...hook...}}
 //! ```
 //!
-//! Keys are `_id`, whose uniqueness every MongoDB server enforces, so
+//! `key(x)` is an ObjectId made of the first 12 bytes of SHA-256(x): a
+//! deterministic primary key, so the uniqueness every MongoDB server enforces
+//! on `_id` is the uniqueness of the code/ID (MongoDB-compatible servers that
+//! accept only ObjectId keys work too). Reads filter on `_id` and the plain
+//! code/ID, so a (practically impossible, 96-bit) hash collision is never
+//! mistaken for the other record; an insert that hits one reports
+//! `Unavailable`.
+//!
 //! `Precondition::Absent` is an insert where a duplicate-key error (11000)
 //! means `Conflict`. Versioned writes filter on `{_id, version}` and bump the
 //! version in the same single-document update, which MongoDB applies
 //! atomically; no match means `Conflict` (or `NotFound` if the document is
-//! gone). Listings sort on `_id` (binary order, like the JSON driver).
+//! gone). Listings are sorted by the plain code/ID in byte order, like the
+//! JSON driver (in the driver, so no server collation changes the order).
 //!
 //! Only plain `mongodb://` URIs are supported (the build leaves out the DNS
 //! resolver that `mongodb+srv://` needs).
@@ -23,6 +31,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
+use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{self, Bson, Document, doc};
 use mongodb::error::{Error as MongoError, ErrorKind, WriteFailure};
 use mongodb::options::ClientOptions;
@@ -30,6 +39,7 @@ use mongodb::{Client, Collection, Database};
 use os_domain::{Hook, Recording, Stream};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 
 use crate::{Precondition, Result, Store, StoreError, StoredStream};
 
@@ -43,6 +53,30 @@ pub struct MongoStore {
     streams: Collection<Document>,
     recordings: Collection<Document>,
     hooks: Collection<Document>,
+}
+
+/// The document key of a code/ID.
+fn key(id: &str) -> ObjectId {
+    let digest = Sha256::digest(id.as_bytes());
+    let mut bytes = [0u8; 12];
+    bytes.copy_from_slice(&digest[..12]);
+    ObjectId::from_bytes(bytes)
+}
+
+/// Filter for the document of `id` whose plain key field is `field`.
+fn by_key(field: &str, id: &str) -> Document {
+    doc! {"_id": key(id), field: id}
+}
+
+/// After a duplicate-key error: `Unavailable` if another record holds the key.
+async fn check_collision(coll: &Collection<Document>, field: &str, id: &str) -> Result<()> {
+    let holder = coll.find_one(doc! {"_id": key(id)}).await.map_err(db_err)?;
+    match holder.as_ref().and_then(|d| d.get_str(field).ok()) {
+        Some(other) if other != id => Err(StoreError::Unavailable(format!(
+            "key collision between \"{id}\" and \"{other}\""
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn db_err(e: MongoError) -> StoreError {
@@ -136,22 +170,35 @@ impl MongoStore {
         Ok(store)
     }
 
-    async fn list(coll: &Collection<Document>, filter: Document) -> Result<Vec<Document>> {
-        coll.find(filter)
-            .sort(doc! {"_id": 1})
+    /// Documents matching `filter`, in byte order of `field` (sorted here:
+    /// servers' string ordering differs with collations).
+    async fn list(
+        coll: &Collection<Document>,
+        field: &str,
+        filter: Document,
+    ) -> Result<Vec<Document>> {
+        let mut docs: Vec<Document> = coll
+            .find(filter)
             .await
             .map_err(db_err)?
             .try_collect()
             .await
-            .map_err(db_err)
+            .map_err(db_err)?;
+        docs.sort_by(|a, b| a.get_str(field).ok().cmp(&b.get_str(field).ok()));
+        Ok(docs)
     }
 
-    async fn get(coll: &Collection<Document>, id: &str) -> Result<Option<Document>> {
-        coll.find_one(doc! {"_id": id}).await.map_err(db_err)
+    async fn get(coll: &Collection<Document>, field: &str, id: &str) -> Result<Option<Document>> {
+        coll.find_one(by_key(field, id)).await.map_err(db_err)
     }
 
-    async fn delete(coll: &Collection<Document>, kind: &'static str, id: &str) -> Result<()> {
-        let r = coll.delete_one(doc! {"_id": id}).await.map_err(db_err)?;
+    async fn delete(
+        coll: &Collection<Document>,
+        field: &str,
+        kind: &'static str,
+        id: &str,
+    ) -> Result<()> {
+        let r = coll.delete_one(by_key(field, id)).await.map_err(db_err)?;
         if r.deleted_count == 0 {
             return Err(not_found(kind, id));
         }
@@ -161,14 +208,18 @@ impl MongoStore {
     /// Insert a new stream at version 1. `Ok(false)` if the code exists.
     async fn insert_stream(&self, stream: &Stream) -> Result<bool> {
         let d = doc! {
-            "_id": stream.code.as_str(),
+            "_id": key(&stream.code),
+            "code": stream.code.as_str(),
             "version": 1_i64,
             "running": false,
             "doc": to_bson(stream)?,
         };
         match self.streams.insert_one(d).await {
             Ok(_) => Ok(true),
-            Err(e) if is_duplicate_key(&e) => Ok(false),
+            Err(e) if is_duplicate_key(&e) => {
+                check_collision(&self.streams, "code", &stream.code).await?;
+                Ok(false)
+            }
             Err(e) => Err(db_err(e)),
         }
     }
@@ -178,7 +229,7 @@ impl MongoStore {
         let r = self
             .streams
             .update_one(
-                doc! {"_id": stream.code.as_str(), "version": to_i64(v)?},
+                doc! {"_id": key(&stream.code), "code": stream.code.as_str(), "version": to_i64(v)?},
                 doc! {"$set": {"doc": to_bson(stream)?}, "$inc": {"version": 1_i64}},
             )
             .await
@@ -198,7 +249,7 @@ impl Store for MongoStore {
     }
 
     async fn list_streams(&self) -> Result<Vec<StoredStream>> {
-        Self::list(&self.streams, doc! {})
+        Self::list(&self.streams, "code", doc! {})
             .await?
             .iter()
             .map(to_stored)
@@ -206,7 +257,7 @@ impl Store for MongoStore {
     }
 
     async fn get_stream(&self, code: &str) -> Result<StoredStream> {
-        match Self::get(&self.streams, code).await? {
+        match Self::get(&self.streams, "code", code).await? {
             Some(d) => to_stored(&d),
             None => Err(not_found("stream", code)),
         }
@@ -226,21 +277,18 @@ impl Store for MongoStore {
                 if self.update_stream(stream, v).await? {
                     return Ok(v + 1);
                 }
-                match Self::get(&self.streams, code).await? {
+                match Self::get(&self.streams, "code", code).await? {
                     None => Err(not_found("stream", code)),
                     Some(d) => Err(StoreError::Conflict {
                         kind: "stream",
                         id: code.to_string(),
-                        reason: format!(
-                            "changed concurrently (version {} ≠ {v})",
-                            version_of(&d)?
-                        ),
+                        reason: format!("changed concurrently (version {} ≠ {v})", version_of(&d)?),
                     }),
                 }
             }
             Precondition::Any => loop {
                 // Compare-and-swap until no concurrent writer interferes.
-                match Self::get(&self.streams, code).await? {
+                match Self::get(&self.streams, "code", code).await? {
                     None => {
                         if self.insert_stream(stream).await? {
                             return Ok(1);
@@ -258,13 +306,13 @@ impl Store for MongoStore {
     }
 
     async fn delete_stream(&self, code: &str) -> Result<()> {
-        Self::delete(&self.streams, "stream", code).await
+        Self::delete(&self.streams, "code", "stream", code).await
     }
 
     async fn set_stream_running(&self, code: &str, running: bool) -> Result<()> {
         let r = self
             .streams
-            .update_one(doc! {"_id": code}, doc! {"$set": {"running": running}})
+            .update_one(by_key("code", code), doc! {"$set": {"running": running}})
             .await
             .map_err(db_err)?;
         if r.matched_count == 0 {
@@ -278,7 +326,7 @@ impl Store for MongoStore {
             Some(c) => doc! {"stream_code": c},
             None => doc! {},
         };
-        Self::list(&self.recordings, filter)
+        Self::list(&self.recordings, "id", filter)
             .await?
             .iter()
             .map(from_doc)
@@ -286,7 +334,7 @@ impl Store for MongoStore {
     }
 
     async fn get_recording(&self, id: &str) -> Result<Recording> {
-        match Self::get(&self.recordings, id).await? {
+        match Self::get(&self.recordings, "id", id).await? {
             Some(d) => from_doc(&d),
             None => Err(not_found("recording", id)),
         }
@@ -294,12 +342,13 @@ impl Store for MongoStore {
 
     async fn put_recording(&self, rec: &Recording) -> Result<()> {
         let d = doc! {
-            "_id": rec.id.as_str(),
+            "_id": key(&rec.id),
+            "id": rec.id.as_str(),
             "stream_code": rec.stream_code.as_str(),
             "doc": to_bson(rec)?,
         };
         self.recordings
-            .replace_one(doc! {"_id": rec.id.as_str()}, d)
+            .replace_one(by_key("id", &rec.id), d)
             .upsert(true)
             .await
             .map_err(db_err)?;
@@ -307,11 +356,11 @@ impl Store for MongoStore {
     }
 
     async fn delete_recording(&self, id: &str) -> Result<()> {
-        Self::delete(&self.recordings, "recording", id).await
+        Self::delete(&self.recordings, "id", "recording", id).await
     }
 
     async fn list_hooks(&self) -> Result<Vec<Hook>> {
-        Self::list(&self.hooks, doc! {})
+        Self::list(&self.hooks, "id", doc! {})
             .await?
             .iter()
             .map(from_doc)
@@ -319,7 +368,7 @@ impl Store for MongoStore {
     }
 
     async fn get_hook(&self, id: &str) -> Result<Hook> {
-        match Self::get(&self.hooks, id).await? {
+        match Self::get(&self.hooks, "id", id).await? {
             Some(d) => from_doc(&d),
             None => Err(not_found("hook", id)),
         }
@@ -327,17 +376,20 @@ impl Store for MongoStore {
 
     async fn put_hook(&self, hook: &Hook, pre: Precondition) -> Result<()> {
         let id = hook.id.as_str();
-        let d = doc! {"_id": id, "doc": to_bson(hook)?};
+        let d = doc! {"_id": key(id), "id": id, "doc": to_bson(hook)?};
         match pre {
             Precondition::Absent => match self.hooks.insert_one(d).await {
                 Ok(_) => Ok(()),
-                Err(e) if is_duplicate_key(&e) => Err(exists("hook", id)),
+                Err(e) if is_duplicate_key(&e) => {
+                    check_collision(&self.hooks, "id", id).await?;
+                    Err(exists("hook", id))
+                }
                 Err(e) => Err(db_err(e)),
             },
             Precondition::Version(_) => {
                 let r = self
                     .hooks
-                    .replace_one(doc! {"_id": id}, d)
+                    .replace_one(by_key("id", id), d)
                     .await
                     .map_err(db_err)?;
                 if r.matched_count == 0 {
@@ -347,7 +399,7 @@ impl Store for MongoStore {
             }
             Precondition::Any => {
                 self.hooks
-                    .replace_one(doc! {"_id": id}, d)
+                    .replace_one(by_key("id", id), d)
                     .upsert(true)
                     .await
                     .map_err(db_err)?;
@@ -357,6 +409,6 @@ impl Store for MongoStore {
     }
 
     async fn delete_hook(&self, id: &str) -> Result<()> {
-        Self::delete(&self.hooks, "hook", id).await
+        Self::delete(&self.hooks, "id", "hook", id).await
     }
 }

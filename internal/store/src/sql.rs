@@ -105,8 +105,7 @@ fn to_i64(v: u64) -> Result<i64> {
 }
 
 fn to_u64(v: i64) -> Result<u64> {
-    u64::try_from(v)
-        .map_err(|_| StoreError::Unavailable(format!("stored version {v} is negative")))
+    u64::try_from(v).map_err(|_| StoreError::Unavailable(format!("stored version {v} is negative")))
 }
 
 /// The DSN with its password replaced, for logs and error messages.
@@ -210,23 +209,42 @@ impl SqlStore {
     }
 
     async fn stream_version(&self, code: &str) -> Result<Option<u64>> {
-        let v: Option<i64> = with_pool!(self, p, q = (
-            "SELECT version FROM streams WHERE code = $1",
-            "SELECT version FROM streams WHERE code = ?"
-        ), {
-            sqlx::query_scalar(q).bind(code).fetch_optional(p).await.map_err(db_err)?
-        });
+        let v: Option<i64> = with_pool!(
+            self,
+            p,
+            q = (
+                "SELECT version FROM streams WHERE code = $1",
+                "SELECT version FROM streams WHERE code = ?"
+            ),
+            {
+                sqlx::query_scalar(q)
+                    .bind(code)
+                    .fetch_optional(p)
+                    .await
+                    .map_err(db_err)?
+            }
+        );
         v.map(to_u64).transpose()
     }
 
     /// Insert a new stream at version 1. `Ok(false)` if the code exists.
     async fn insert_stream(&self, stream: &Stream) -> Result<bool> {
-        let res = with_pool!(self, p, q = (
-            "INSERT INTO streams (code, version, running, doc) VALUES ($1, 1, FALSE, $2)",
-            "INSERT INTO streams (code, version, running, doc) VALUES (?, 1, FALSE, ?)"
-        ), {
-            sqlx::query(q).bind(&stream.code).bind(Json(stream)).execute(p).await.map(|_| ())
-        });
+        let res = with_pool!(
+            self,
+            p,
+            q = (
+                "INSERT INTO streams (code, version, running, doc) VALUES ($1, 1, FALSE, $2)",
+                "INSERT INTO streams (code, version, running, doc) VALUES (?, 1, FALSE, ?)"
+            ),
+            {
+                sqlx::query(q)
+                    .bind(&stream.code)
+                    .bind(Json(stream))
+                    .execute(p)
+                    .await
+                    .map(|_| ())
+            }
+        );
         match res {
             Ok(()) => Ok(true),
             Err(e) if is_unique_violation(&e) => Ok(false),
@@ -237,32 +255,52 @@ impl SqlStore {
     /// Replace the stream if its version is still `v`. `Ok(false)` if not.
     async fn update_stream(&self, stream: &Stream, v: u64) -> Result<bool> {
         let v = to_i64(v)?;
-        let n = with_pool!(self, p, q = (
-            "UPDATE streams SET doc = $1, version = version + 1 WHERE code = $2 AND version = $3",
-            "UPDATE streams SET doc = ?, version = version + 1 WHERE code = ? AND version = ?"
-        ), {
-            sqlx::query(q)
-                .bind(Json(stream))
-                .bind(&stream.code)
-                .bind(v)
-                .execute(p)
-                .await
-                .map_err(db_err)?
-                .rows_affected()
-        });
+        let n = with_pool!(
+            self,
+            p,
+            q = (
+                "UPDATE streams SET doc = $1, version = version + 1 WHERE code = $2 AND version = $3",
+                "UPDATE streams SET doc = ?, version = version + 1 WHERE code = ? AND version = ?"
+            ),
+            {
+                sqlx::query(q)
+                    .bind(Json(stream))
+                    .bind(&stream.code)
+                    .bind(v)
+                    .execute(p)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected()
+            }
+        );
         Ok(n == 1)
     }
 
     async fn row_exists(&self, pg: &'static str, my: &'static str, id: &str) -> Result<bool> {
         let found: Option<i32> = with_pool!(self, p, q = (pg, my), {
-            sqlx::query_scalar(q).bind(id).fetch_optional(p).await.map_err(db_err)?
+            sqlx::query_scalar(q)
+                .bind(id)
+                .fetch_optional(p)
+                .await
+                .map_err(db_err)?
         });
         Ok(found.is_some())
     }
 
-    async fn delete_row(&self, kind: &'static str, pg: &'static str, my: &'static str, id: &str) -> Result<()> {
+    async fn delete_row(
+        &self,
+        kind: &'static str,
+        pg: &'static str,
+        my: &'static str,
+        id: &str,
+    ) -> Result<()> {
         let n = with_pool!(self, p, q = (pg, my), {
-            sqlx::query(q).bind(id).execute(p).await.map_err(db_err)?.rows_affected()
+            sqlx::query(q)
+                .bind(id)
+                .execute(p)
+                .await
+                .map_err(db_err)?
+                .rows_affected()
         });
         if n == 0 {
             return Err(not_found(kind, id));
@@ -420,12 +458,23 @@ impl Store for SqlStore {
     }
 
     async fn set_stream_running(&self, code: &str, running: bool) -> Result<()> {
-        let n = with_pool!(self, p, q = (
-            "UPDATE streams SET running = $1 WHERE code = $2",
-            "UPDATE streams SET running = ? WHERE code = ?"
-        ), {
-            sqlx::query(q).bind(running).bind(code).execute(p).await.map_err(db_err)?.rows_affected()
-        });
+        let n = with_pool!(
+            self,
+            p,
+            q = (
+                "UPDATE streams SET running = $1 WHERE code = $2",
+                "UPDATE streams SET running = ? WHERE code = ?"
+            ),
+            {
+                sqlx::query(q)
+                    .bind(running)
+                    .bind(code)
+                    .execute(p)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected()
+            }
+        );
         // MySQL counts changed rows, not matched ones: 0 may mean "already so".
         if n == 0 && self.stream_version(code).await?.is_none() {
             return Err(not_found("stream", code));
@@ -512,12 +561,22 @@ impl Store for SqlStore {
         let id = hook.id.as_str();
         match pre {
             Precondition::Absent => {
-                let res = with_pool!(self, p, q = (
-                    "INSERT INTO hooks (id, doc) VALUES ($1, $2)",
-                    "INSERT INTO hooks (id, doc) VALUES (?, ?)"
-                ), {
-                    sqlx::query(q).bind(id).bind(Json(hook)).execute(p).await.map(|_| ())
-                });
+                let res = with_pool!(
+                    self,
+                    p,
+                    q = (
+                        "INSERT INTO hooks (id, doc) VALUES ($1, $2)",
+                        "INSERT INTO hooks (id, doc) VALUES (?, ?)"
+                    ),
+                    {
+                        sqlx::query(q)
+                            .bind(id)
+                            .bind(Json(hook))
+                            .execute(p)
+                            .await
+                            .map(|_| ())
+                    }
+                );
                 match res {
                     Ok(()) => Ok(()),
                     Err(e) if is_unique_violation(&e) => Err(exists("hook", id)),
@@ -525,12 +584,23 @@ impl Store for SqlStore {
                 }
             }
             Precondition::Version(_) => {
-                let n = with_pool!(self, p, q = (
-                    "UPDATE hooks SET doc = $1 WHERE id = $2",
-                    "UPDATE hooks SET doc = ? WHERE id = ?"
-                ), {
-                    sqlx::query(q).bind(Json(hook)).bind(id).execute(p).await.map_err(db_err)?.rows_affected()
-                });
+                let n = with_pool!(
+                    self,
+                    p,
+                    q = (
+                        "UPDATE hooks SET doc = $1 WHERE id = $2",
+                        "UPDATE hooks SET doc = ? WHERE id = ?"
+                    ),
+                    {
+                        sqlx::query(q)
+                            .bind(Json(hook))
+                            .bind(id)
+                            .execute(p)
+                            .await
+                            .map_err(db_err)?
+                            .rows_affected()
+                    }
+                );
                 if n == 0
                     && !self
                         .row_exists(

@@ -64,7 +64,10 @@ async fn postgres_outage_is_unavailable_and_recovery_keeps_data() {
         Ok(1)
     );
     pg.stop_server();
-    assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        store.ping().await,
+        Err(StoreError::Unavailable(_))
+    ));
     assert!(matches!(
         store.get_stream("cam").await,
         Err(StoreError::Unavailable(_))
@@ -73,7 +76,10 @@ async fn postgres_outage_is_unavailable_and_recovery_keeps_data() {
     // The pool reconnects on its own.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while store.ping().await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "store did not recover");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "store did not recover"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(store.get_stream("cam").await.map(|g| g.stream), Ok(s));

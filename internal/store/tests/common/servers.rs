@@ -105,7 +105,11 @@ const PG_INSTALL: &str = "apt-get install -y postgresql";
 
 fn pg_bin_dir() -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     dirs.retain(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file());
     dirs.sort_by_key(|d| {
@@ -256,7 +260,8 @@ impl MariaDb {
         let missing =
             || panic!("MariaDB server programs not found; install them with: {MARIADB_INSTALL}");
         let server = find_program(&["mariadbd", "mysqld"]).unwrap_or_else(missing);
-        let install = find_program(&["mariadb-install-db", "mysql_install_db"]).unwrap_or_else(missing);
+        let install =
+            find_program(&["mariadb-install-db", "mysql_install_db"]).unwrap_or_else(missing);
         let client = find_program(&["mariadb", "mysql"]).unwrap_or_else(missing);
         let dir = shared_tempdir("mysql");
         let data = dir.path().join("data");
@@ -275,7 +280,10 @@ impl MariaDb {
         cmd.arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", socket.display()))
-            .arg(format!("--pid-file={}", dir.path().join("mariadbd.pid").display()))
+            .arg(format!(
+                "--pid-file={}",
+                dir.path().join("mariadbd.pid").display()
+            ))
             .arg(format!("--log-error={}", log.display()))
             .arg(format!("--port={port}"))
             .args([
@@ -295,9 +303,8 @@ impl MariaDb {
             .unwrap_or_else(|e| panic!("starting {}: {e}", server.display()));
         let me = Self { child, dir, port };
         wait_for_port(port, "mariadbd", &log);
-        let mut sql = format!(
-            "CREATE USER '{MARIADB_USER}'@'%' IDENTIFIED BY '{MARIADB_PASSWORD}';"
-        );
+        let mut sql =
+            format!("CREATE USER '{MARIADB_USER}'@'%' IDENTIFIED BY '{MARIADB_PASSWORD}';");
         for db in databases {
             sql.push_str(&format!(
                 "CREATE DATABASE `{db}` CHARACTER SET utf8mb4; GRANT ALL ON `{db}`.* TO '{MARIADB_USER}'@'%';"
@@ -345,8 +352,11 @@ impl MongoWire {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let tools = root.join(".tools/mongo-wire");
         let install = "build/test-deps.sh (installs node/npm if needed and runs npm install in .tools/mongo-wire)";
-        let node = find_program(&["node", "nodejs"])
-            .unwrap_or_else(|| panic!("node not found; install with: apt-get install -y nodejs npm, then run {install}"));
+        let node = find_program(&["node", "nodejs"]).unwrap_or_else(|| {
+            panic!(
+                "node not found; install with: apt-get install -y nodejs npm, then run {install}"
+            )
+        });
         assert!(
             tools.join("node_modules/@push.rocks/smartmongo").is_dir()
                 && tools.join("server.mjs").is_file(),
