@@ -1,7 +1,10 @@
-//! Throwaway database servers for the driver tests: loopback only, a free
+//! Throwaway database servers for the storage tests (also included by the
+//! binary's tests): loopback only, a free
 //! port, a temporary data directory. Each guard stops its server by PID and
 //! removes the directory when dropped. A missing server program fails the
 //! test with the command that installs it.
+
+#![allow(dead_code)] // included by several test binaries, each using part of it
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -349,7 +352,12 @@ pub struct MongoWire {
 
 impl MongoWire {
     pub fn start() -> Self {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        // The workspace root: the nearest ancestor holding Cargo.lock.
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = manifest
+            .ancestors()
+            .find(|d| d.join("Cargo.lock").is_file())
+            .unwrap_or(manifest);
         let tools = root.join(".tools/mongo-wire");
         let install = "build/test-deps.sh (installs node/npm if needed and runs npm install in .tools/mongo-wire)";
         let node = find_program(&["node", "nodejs"]).unwrap_or_else(|| {
