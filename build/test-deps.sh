@@ -53,8 +53,8 @@ mongo_wire() {
   fi
   echo "test-deps: installing the MongoDB wire test server into $tools"
   mkdir -p "$tools"
-  cp "$src/package.json" "$src/server.mjs" "$tools/"
-  (cd "$tools" && MONGOMS_DISABLE_POSTINSTALL=1 npm install --no-audit --no-fund --loglevel=error)
+  cp "$src/package.json" "$src/package-lock.json" "$src/server.mjs" "$tools/"
+  (cd "$tools" && MONGOMS_DISABLE_POSTINSTALL=1 npm ci --no-audit --no-fund --loglevel=error)
 }
 
 if [ ${#missing[@]} -eq 0 ]; then
