@@ -7,6 +7,8 @@
 #   srt-live-transmit   SRT peer
 #   ip (iproute2)       private network namespaces for multicast tests
 #   GStreamer RTSP      RTSP camera simulator (Debian's python3-gi)
+#   PostgreSQL, MariaDB SQL store driver tests (throwaway servers per test)
+#   node + npm          MongoDB wire-protocol test server in .tools/mongo-wire
 # As root on Debian/Ubuntu they are installed with apt-get; otherwise the
 # exact install command is printed and the script fails.
 set -euo pipefail
@@ -34,7 +36,29 @@ need python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugin
      gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav -- \
   /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer; import sys; from gi.repository import Gst; Gst.init(None); sys.exit(0 if Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('x265enc') and Gst.ElementFactory.find('avenc_aac') else 1)"
 
+need postgresql -- sh -c 'ls /usr/lib/postgresql/*/bin/initdb'
+need mariadb-server -- sh -c 'command -v mariadbd || test -x /usr/sbin/mariadbd'
+need mariadb-client -- has mariadb
+need nodejs -- has node
+need npm -- has npm
+
+# The MongoDB wire-protocol test server (npm packages, project-local).
+mongo_wire() {
+  local src tools
+  src="$(cd "$(dirname "$0")" && pwd)/mongo-wire"
+  tools="$(cd "$(dirname "$0")/.." && pwd)/.tools/mongo-wire"
+  if [ -d "$tools/node_modules/@push.rocks/smartmongo" ] && cmp -s "$src/package.json" "$tools/package.json"; then
+    cp "$src/server.mjs" "$tools/server.mjs"
+    return 0
+  fi
+  echo "test-deps: installing the MongoDB wire test server into $tools"
+  mkdir -p "$tools"
+  cp "$src/package.json" "$src/package-lock.json" "$src/server.mjs" "$tools/"
+  (cd "$tools" && MONGOMS_DISABLE_POSTINSTALL=1 npm ci --no-audit --no-fund --loglevel=error)
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
+  mongo_wire
   exit 0
 fi
 mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -44,6 +68,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=600 update -qq
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+  mongo_wire
   exit 0
 fi
 echo "test-deps: missing ${packages[*]}; install them with:" >&2

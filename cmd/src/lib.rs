@@ -66,6 +66,16 @@ impl App {
     pub async fn bind(config: Config) -> Result<Self, AppError> {
         let store: Arc<dyn Store> = match config.storage.driver.as_str() {
             "json" => Arc::new(JsonStore::open(&config.storage.json_dir).await?),
+            #[cfg(feature = "sql")]
+            "sql" => Arc::new(os_store::sql::SqlStore::connect(&config.storage.sql_dsn).await?),
+            #[cfg(feature = "mongo")]
+            "mongo" => Arc::new(
+                os_store::mongo::MongoStore::connect(
+                    &config.storage.mongo_uri,
+                    &config.storage.mongo_database,
+                )
+                .await?,
+            ),
             other => {
                 return Err(AppError::Config {
                     key: "storage.driver",

@@ -328,14 +328,37 @@ impl Config {
                     return bad("storage.json_dir", "must not be empty".into());
                 }
             }
-            "sql" | "mongo" => {
-                return bad(
-                    "storage.driver",
-                    format!(
-                        "driver \"{}\" is not available in this build (available: json)",
-                        self.storage.driver
-                    ),
-                );
+            "sql" => {
+                let dsn = self.storage.sql_dsn.trim();
+                if dsn.is_empty() {
+                    return bad(
+                        "storage.sql_dsn",
+                        "must be set when storage.driver is sql".into(),
+                    );
+                }
+                let scheme = dsn.split_once("://").map_or("", |(s, _)| s);
+                if !matches!(scheme, "postgres" | "postgresql" | "mysql" | "mariadb") {
+                    // Never echo the DSN: it may carry a password.
+                    return bad(
+                        "storage.sql_dsn",
+                        "must start with postgres:// or mysql://".into(),
+                    );
+                }
+            }
+            "mongo" => {
+                let uri = self.storage.mongo_uri.trim();
+                if uri.is_empty() {
+                    return bad(
+                        "storage.mongo_uri",
+                        "must be set when storage.driver is mongo".into(),
+                    );
+                }
+                if !uri.starts_with("mongodb://") {
+                    return bad("storage.mongo_uri", "must start with mongodb://".into());
+                }
+                if self.storage.mongo_database.trim().is_empty() {
+                    return bad("storage.mongo_database", "must not be empty".into());
+                }
             }
             other => {
                 return bad(

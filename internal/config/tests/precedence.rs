@@ -158,7 +158,31 @@ fn errors_name_the_key_and_reason() {
         (
             "",
             &[("OPEN_STREAMER_STORAGE_DRIVER", "sql")],
-            "storage.driver: driver \"sql\" is not available in this build",
+            "storage.sql_dsn: must be set when storage.driver is sql",
+        ),
+        (
+            "",
+            &[
+                ("OPEN_STREAMER_STORAGE_DRIVER", "sql"),
+                ("OPEN_STREAMER_STORAGE_SQL_DSN", "sqlite://u:hunter2@x/db"),
+            ],
+            "storage.sql_dsn: must start with postgres:// or mysql://",
+        ),
+        (
+            "",
+            &[("OPEN_STREAMER_STORAGE_DRIVER", "mongo")],
+            "storage.mongo_uri: must be set when storage.driver is mongo",
+        ),
+        (
+            "",
+            &[
+                ("OPEN_STREAMER_STORAGE_DRIVER", "mongo"),
+                (
+                    "OPEN_STREAMER_STORAGE_MONGO_URI",
+                    "mongodb+srv://cluster.example",
+                ),
+            ],
+            "storage.mongo_uri: must start with mongodb://",
         ),
         (
             "",

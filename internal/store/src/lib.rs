@@ -3,6 +3,8 @@
 //! [`Store`] is what the rest of the server sees; drivers implement it:
 //! - [`json::JsonStore`] (default): one JSON file per record under a
 //!   directory, written atomically (temp file, fsync, rename, fsync dir).
+//! - [`sql::SqlStore`] (feature `sql`): PostgreSQL or MySQL/MariaDB.
+//! - [`mongo::MongoStore`] (feature `mongo`): MongoDB.
 //!
 //! Streams carry a `version` for optimistic concurrency: a read-modify-write
 //! (the API's merge-patch update) passes [`Precondition::Version`] and retries
@@ -10,6 +12,10 @@
 //! changes, whatever the backend.
 
 pub mod json;
+#[cfg(feature = "mongo")]
+pub mod mongo;
+#[cfg(feature = "sql")]
+pub mod sql;
 
 use async_trait::async_trait;
 use os_domain::{Hook, Recording, Stream};
