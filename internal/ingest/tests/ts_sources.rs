@@ -233,7 +233,17 @@ fn assert_continuous(d: &Demuxed, max_video_step: i64, max_audio_step: i64) {
         }
         // Presentation order (video has B-frames: its PTS is not monotonic
         // in decode order): every PTS distinct, no gap above `max_step`.
-        let mut pts: Vec<i64> = track.iter().map(|u| u.0).collect();
+        // A capture ends at an arbitrary point in decode order, so the
+        // frames presented after its last DTS may still be missing (the
+        // B-frames that follow a P-frame in decode order were cut off);
+        // any frame not captured would have a DTS, hence a PTS, above the
+        // last DTS, so every frame presented up to it must be there.
+        let last_dts = track.last().map_or(i64::MIN, |u| u.1);
+        let mut pts: Vec<i64> = track
+            .iter()
+            .map(|u| u.0)
+            .filter(|p| *p <= last_dts)
+            .collect();
         pts.sort_unstable();
         for w in pts.windows(2) {
             let step = w[1] - w[0];
@@ -261,6 +271,39 @@ fn assert_continuous(d: &Demuxed, max_video_step: i64, max_audio_step: i64) {
     }
     assert_eq!(d.continuity_errors, 0, "continuity errors");
     assert_eq!(d.discontinuities, 0, "discontinuity indicators");
+}
+
+/// The vector's video track, cut after the last unit whose DTS is
+/// `last_dts` (decode order), with the unit at PTS `drop_pts` removed.
+fn cut_vector(last_dts: i64, drop_pts: Option<i64>) -> Demuxed {
+    let mut d = Demuxed::of(&vector("h264_aac.ts"));
+    let end = d
+        .units
+        .iter()
+        .position(|u| u.0 == VIDEO_PID && u.2 == last_dts)
+        .unwrap_or_else(|| panic!("no video DTS {last_dts}"));
+    d.units.truncate(end + 1);
+    if let Some(pts) = drop_pts {
+        d.units.retain(|u| u.0 != VIDEO_PID || u.1 != pts);
+    }
+    d
+}
+
+/// A capture cut by a time limit right after a P-frame and one B-frame
+/// (decode order P B b b) lacks the B-frames presented before them: that is
+/// the end of the capture, not a gap.
+#[test]
+fn capture_cut_mid_gop_is_continuous() {
+    // Decode order at the end of the vector: P 399600/381600,
+    // B 392400/385200, b 388800/388800, b 396000/392400.
+    assert_continuous(&cut_vector(385_200, None), 3600, 1920);
+}
+
+/// A frame missing before the end of the capture is still a gap.
+#[test]
+#[should_panic(expected = "(step 7200)")]
+fn frame_missing_inside_a_capture_is_a_gap() {
+    assert_continuous(&cut_vector(392_400, Some(388_800)), 3600, 1920);
 }
 
 /// The looped vector: its audio spans 29 ms more than its video (starts
