@@ -24,7 +24,7 @@ test-deps: ## install what the tests drive (ffmpeg, chromium, systemd-analyze)
 	@build/test-deps.sh
 
 test: test-deps ## the whole test suite
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 	build/test-install.sh
 
 lint: ## clippy, warnings are errors
