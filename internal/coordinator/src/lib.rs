@@ -195,6 +195,10 @@ impl Coordinator {
     /// `protocols.hls` starts or stops only its HLS publisher; other changes
     /// concern components that are not running yet.
     pub async fn stream_saved(&self, new: &Stream) {
+        // An HLS task being switched off is cancelled under the lock and
+        // awaited after it is released, so other streams are never blocked
+        // behind its file cleanup.
+        let mut hls_stopping = None;
         let action = {
             let mut running = self.running.lock().await;
             match running.get_mut(&new.code) {
@@ -207,13 +211,16 @@ impl Coordinator {
                         if new.protocols.hls {
                             rt.start_hls(self.config.hls.clone());
                         } else {
-                            rt.stop_hls(self.config.stop_timeout).await;
+                            hls_stopping = rt.detach_hls();
                         }
                     }
                     None
                 }
             }
         };
+        if let Some(task) = hls_stopping {
+            runtime::wait_hls_stopped(&new.code, task, self.config.stop_timeout).await;
+        }
         match action {
             Some(false) => {
                 if let Err(e) = self.store.set_stream_running(&new.code, false).await {

@@ -85,17 +85,24 @@ impl Runtime {
         self.hls = Some((cancel, task));
     }
 
+    /// Cancel the HLS publisher and hand back its task, so the caller can
+    /// wait for it without holding the coordinator's lock.
+    pub(crate) fn detach_hls(&mut self) -> Option<JoinHandle<()>> {
+        self.hls.take().map(|(cancel, task)| {
+            cancel.cancel();
+            task
+        })
+    }
+
     /// Stop the HLS publisher and wait (bounded) until its files are gone.
     pub(crate) async fn stop_hls(&mut self, timeout: Duration) {
-        if let Some((cancel, task)) = self.hls.take() {
-            cancel.cancel();
-            if tokio::time::timeout(timeout, task).await.is_err() {
-                tracing::warn!(stream = %self.stream.code, "hls publisher did not stop in time");
-            }
+        if let Some(task) = self.detach_hls() {
+            wait_hls_stopped(&self.stream.code, task, timeout).await;
         }
     }
 
     pub(crate) async fn stop(mut self, timeout: Duration) {
+        // Owned here (already out of the coordinator's map): waiting is fine.
         self.cancel.cancel();
         self.stop_hls(timeout).await;
         let code = self.stream.code.clone();
@@ -206,4 +213,11 @@ async fn supervise(
         }
     }
     active.store(NONE, Ordering::Relaxed);
+}
+
+/// Wait (bounded) for a detached HLS publisher task to finish removing its files.
+pub(crate) async fn wait_hls_stopped(code: &str, task: JoinHandle<()>, timeout: Duration) {
+    if tokio::time::timeout(timeout, task).await.is_err() {
+        tracing::warn!(stream = %code, "hls publisher did not stop in time");
+    }
 }
