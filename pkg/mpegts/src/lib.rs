@@ -19,6 +19,7 @@ pub mod packet;
 pub mod pes;
 pub mod psi;
 pub mod scan;
+pub mod splice;
 
 mod audio;
 
@@ -26,3 +27,4 @@ pub use demux::{Corruption, Demuxer, DemuxerConfig, Event, Program};
 pub use mux::{MuxError, Muxer, MuxerConfig, TsBuffer};
 pub use packet::{PACKET_SIZE, SYNC_BYTE};
 pub use scan::{KeyframeScanner, contains_keyframe, scan_keyframes};
+pub use splice::{SpliceStats, Splicer};

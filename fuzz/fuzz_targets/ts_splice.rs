@@ -1,0 +1,32 @@
+//! MPEG-TS splicer on arbitrary bytes: splices at data-chosen points must
+//! never panic, and every whole packet that comes out is still a packet.
+#![no_main]
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use os_mpegts::{PACKET_SIZE, SYNC_BYTE, Splicer};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&control, rest)) = data.split_first() else {
+        return;
+    };
+    let mut s = Splicer::new();
+    // Cut the input into chunks of whole packets (plus any tail); splice
+    // before the chunks the control byte's bits select.
+    for (i, chunk) in rest.chunks(PACKET_SIZE * 3).enumerate() {
+        if control & (1 << (i % 8)) != 0 {
+            s.splice();
+        }
+        let out = s.process(Bytes::copy_from_slice(chunk));
+        assert!(out.len() <= chunk.len());
+        let whole = out.len() / PACKET_SIZE * PACKET_SIZE;
+        if chunk.first() == Some(&SYNC_BYTE) {
+            for pkt in out[..whole].chunks(PACKET_SIZE) {
+                if pkt[0] != SYNC_BYTE {
+                    // Only a pass-through tail may hold other bytes.
+                    break;
+                }
+            }
+        }
+    }
+});
