@@ -19,14 +19,12 @@ fuzz_target!(|data: &[u8]| {
         }
         let out = s.process(Bytes::copy_from_slice(chunk));
         assert!(out.len() <= chunk.len());
-        let whole = out.len() / PACKET_SIZE * PACKET_SIZE;
-        if chunk.first() == Some(&SYNC_BYTE) {
-            for pkt in out[..whole].chunks(PACKET_SIZE) {
-                if pkt[0] != SYNC_BYTE {
-                    // Only a pass-through tail may hold other bytes.
-                    break;
-                }
-            }
+        // Input made of whole synced packets gives whole synced packets.
+        let synced = chunk.len() % PACKET_SIZE == 0
+            && chunk.chunks(PACKET_SIZE).all(|p| p[0] == SYNC_BYTE);
+        if synced {
+            assert_eq!(out.len() % PACKET_SIZE, 0);
+            assert!(out.chunks(PACKET_SIZE).all(|p| p[0] == SYNC_BYTE));
         }
     }
 });
