@@ -146,6 +146,7 @@ impl App {
                         segment_duration: config.publisher.hls.segment_duration,
                         live_window: config.publisher.hls.live_window,
                     },
+                    manager: manager_config(&config.manager),
                     ..CoordinatorConfig::default()
                 },
             )
@@ -306,4 +307,18 @@ fn listen_addr(key: &'static str, host: &str, port: u16) -> Result<SocketAddr, A
         reason: format!("\"{host}\" is not an IP address"),
     })?;
     Ok(SocketAddr::new(ip, port))
+}
+
+/// `manager.*` as the input manager takes it (values were validated at load).
+fn manager_config(m: &os_config::Manager) -> os_manager::ManagerConfig {
+    os_manager::ManagerConfig {
+        packet_timeout: std::time::Duration::from_secs_f64(m.input_packet_timeout_sec.max(0.05)),
+        failback_after: std::time::Duration::from_secs_f64(m.failback_after_sec.max(0.0)),
+        default_standby: if m.standby == "hot" {
+            os_domain::Standby::Hot
+        } else {
+            os_domain::Standby::Cold
+        },
+        ..os_manager::ManagerConfig::default()
+    }
 }

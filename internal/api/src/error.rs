@@ -98,6 +98,15 @@ impl From<CoordError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "STREAM_DISABLED", e.to_string())
             }
             CoordError::NoInputs(_) => Self::new(StatusCode::CONFLICT, "NO_INPUTS", e.to_string()),
+            CoordError::NotRunning(_) => {
+                Self::new(StatusCode::CONFLICT, "STREAM_NOT_RUNNING", e.to_string())
+            }
+            CoordError::UnknownInput { .. } => {
+                Self::new(StatusCode::NOT_FOUND, "INPUT_NOT_FOUND", e.to_string())
+            }
+            CoordError::InputNotHealthy(_) => {
+                Self::new(StatusCode::CONFLICT, "INPUT_NOT_HEALTHY", e.to_string())
+            }
         }
     }
 }

@@ -175,6 +175,7 @@ fn api_routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(streams::start_stream))
         .routes(routes!(streams::stop_stream))
         .routes(routes!(streams::stream_status))
+        .routes(routes!(streams::activate_input))
         .routes(routes!(hooks::list_hooks, hooks::create_hook))
         .routes(routes!(
             hooks::get_hook,

@@ -241,6 +241,29 @@ pub async fn stop_stream(
     Ok(Json(StatusResponse { data }))
 }
 
+/// Switch a running stream to one of its inputs now (manual failover).
+/// A healthy input takes over at its next keyframe and stays active while it
+/// is healthy; a cold backup is started first. 409 when the input is not
+/// healthy or the stream is not running, 404 for an unknown priority.
+#[utoipa::path(post, path = "/streams/{code}/inputs/{priority}/activate", tag = "streams",
+    params(
+        ("code" = String, Path, description = "Stream code"),
+        ("priority" = u32, Path, description = "Priority of the input"),
+    ),
+    responses(
+        (status = 200, body = StatusResponse),
+        (status = 404, description = "Unknown stream or input", body = ErrorResponse),
+        (status = 409, description = "Input degraded / not connected, or stream not running", body = ErrorResponse),
+    ))]
+pub async fn activate_input(
+    State(app): State<AppState>,
+    Path((code, priority)): Path<(String, u32)>,
+) -> Result<Json<StatusResponse>, ApiError> {
+    check_code(&code)?;
+    let data = app.coordinator.activate(&code, priority).await?;
+    Ok(Json(StatusResponse { data }))
+}
+
 /// Live runtime status.
 #[utoipa::path(get, path = "/streams/{code}/status", tag = "streams",
     params(("code" = String, Path, description = "Stream code")),

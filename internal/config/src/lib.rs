@@ -236,14 +236,23 @@ impl Default for SrtListener {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Manager {
-    /// An active input silent for this long is degraded and failed over.
+    /// An input silent for this long (fractional seconds) is degraded; the
+    /// active one is failed over.
     pub input_packet_timeout_sec: f64,
+    /// A recovered higher-priority input takes over again after being
+    /// healthy for this long (seconds).
+    pub failback_after_sec: f64,
+    /// Default for inputs without `standby`: `cold` (backups connect when
+    /// needed) or `hot` (backups stay connected, so a switch is instant).
+    pub standby: String,
 }
 
 impl Default for Manager {
     fn default() -> Self {
         Self {
-            input_packet_timeout_sec: 30.0,
+            input_packet_timeout_sec: 3.0,
+            failback_after_sec: 10.0,
+            standby: "cold".into(),
         }
     }
 }
@@ -448,6 +457,19 @@ impl Config {
             return bad(
                 "manager.input_packet_timeout_sec",
                 format!("must be between 0.1 and 3600 seconds, got {t}"),
+            );
+        }
+        let f = self.manager.failback_after_sec;
+        if !(0.0..=86_400.0).contains(&f) {
+            return bad(
+                "manager.failback_after_sec",
+                format!("must be between 0 and 86400 seconds, got {f}"),
+            );
+        }
+        if !matches!(self.manager.standby.as_str(), "cold" | "hot") {
+            return bad(
+                "manager.standby",
+                format!("must be cold or hot, got \"{}\"", self.manager.standby),
             );
         }
         if self.hooks.worker_count == 0 || self.hooks.worker_count > 256 {

@@ -43,6 +43,12 @@ pub enum CoordError {
     Disabled(String),
     #[error("stream \"{0}\" has no inputs")]
     NoInputs(String),
+    #[error("stream \"{0}\" is not running")]
+    NotRunning(String),
+    #[error("stream \"{stream}\" has no input with priority {priority}")]
+    UnknownInput { stream: String, priority: u32 },
+    #[error("cannot activate: {0}")]
+    InputNotHealthy(String),
 }
 
 /// Settings the coordinator takes from the server configuration.
@@ -54,6 +60,8 @@ pub struct CoordinatorConfig {
     pub stop_timeout: Duration,
     /// `publisher.hls.*`: used for streams with `protocols.hls`.
     pub hls: os_publisher::HlsConfig,
+    /// `manager.*`: input health and failover.
+    pub manager: os_manager::ManagerConfig,
 }
 
 impl Default for CoordinatorConfig {
@@ -62,6 +70,7 @@ impl Default for CoordinatorConfig {
             buffer_capacity: 1000,
             stop_timeout: Duration::from_secs(5),
             hls: os_publisher::HlsConfig::default(),
+            manager: os_manager::ManagerConfig::default(),
         }
     }
 }
@@ -182,8 +191,9 @@ impl Coordinator {
                     .stream
                     .inputs
                     .iter()
-                    .map(|i| status::input_status(i, None, false))
+                    .map(|i| status::input_status(i, None, None))
                     .collect(),
+                switches: Vec::new(),
                 buffer: None,
             });
         };
@@ -204,8 +214,12 @@ impl Coordinator {
             match running.get_mut(&new.code) {
                 None => None,
                 Some(_) if new.disabled => Some(false),
-                Some(rt) if rt.stream.inputs != new.inputs => Some(true),
                 Some(rt) => {
+                    if rt.stream.inputs != new.inputs {
+                        // The manager applies the difference; the rest of
+                        // the pipeline keeps running.
+                        rt.update_inputs(new.inputs.clone());
+                    }
                     if rt.stream.protocols.hls != new.protocols.hls {
                         rt.stream.protocols.hls = new.protocols.hls;
                         if new.protocols.hls {
@@ -238,6 +252,34 @@ impl Coordinator {
             }
             None => {}
         }
+    }
+
+    /// Make input `priority` of a running stream the active one.
+    pub async fn activate(&self, code: &str, priority: u32) -> Result<StreamStatus, CoordError> {
+        self.store.get_stream(code).await?;
+        let result = {
+            let running = self.running.lock().await;
+            let Some(rt) = running.get(code) else {
+                return Err(CoordError::NotRunning(code.to_string()));
+            };
+            // The manager answers fast except for a cold input it must
+            // start first: do not hold the streams lock meanwhile.
+            rt.activate_handle()
+        };
+        match result.activate(priority).await {
+            Ok(()) => {}
+            Err(os_manager::ActivateError::Unknown(p)) => {
+                return Err(CoordError::UnknownInput {
+                    stream: code.to_string(),
+                    priority: p,
+                });
+            }
+            Err(os_manager::ActivateError::Stopped) => {
+                return Err(CoordError::NotRunning(code.to_string()));
+            }
+            Err(e) => return Err(CoordError::InputNotHealthy(e.to_string())),
+        }
+        self.status(code).await
     }
 
     /// A stream is about to be deleted.
@@ -275,6 +317,10 @@ impl Coordinator {
             buffer,
             self.registry.clone(),
             self.events.clone(),
+            os_manager::ManagerConfig {
+                staging_capacity: (self.config.buffer_capacity / 4).max(64),
+                ..self.config.manager.clone()
+            },
             Utc::now(),
         );
         if stream.protocols.hls {

@@ -1,21 +1,22 @@
 //! The runtime of one started stream: its task tree and live state.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use os_domain::Stream;
-use os_events::{EventBus, EventType};
+use os_domain::{Input, Stream};
+use os_events::EventBus;
 use os_hub::Buffer;
 use os_ingest::{InputStats, InputWorker, Outcome, PushRegistry};
+use os_manager::{Health, InputRunner, Manager, ManagerConfig, RunningInput};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::status::{self, Desired, RunStatus, StreamStatus};
 
-/// No input is active.
-const NONE: usize = usize::MAX;
+/// Figures per input priority, shared by the runner (writer) and status.
+pub(crate) type StatsMap = Arc<Mutex<BTreeMap<u32, Arc<InputStats>>>>;
 
 pub(crate) struct Runtime {
     pub(crate) stream: Stream,
@@ -23,12 +24,9 @@ pub(crate) struct Runtime {
     /// Cancelling it stops every task of the stream.
     cancel: CancellationToken,
     buffer: Arc<Buffer>,
-    /// Figures per input, in the order of `stream.inputs`.
-    stats: Vec<Arc<InputStats>>,
-    /// Index (into `stream.inputs`) of the input feeding the buffer; written
-    /// by the supervisor, read by status.
-    active: Arc<AtomicUsize>,
-    supervisor: JoinHandle<()>,
+    stats: StatsMap,
+    /// Runs the inputs and feeds the buffer from the best one.
+    manager: Option<Manager>,
     /// The HLS publisher, when `protocols.hls` (its token is a child of
     /// `cancel`, so stopping the stream stops it too).
     hls: Option<(CancellationToken, JoinHandle<()>)>,
@@ -40,33 +38,53 @@ impl Runtime {
         buffer: Arc<Buffer>,
         registry: Arc<PushRegistry>,
         events: Arc<EventBus>,
+        config: ManagerConfig,
         now: DateTime<Utc>,
     ) -> Self {
         let cancel = CancellationToken::new();
-        let stats: Vec<Arc<InputStats>> = stream
-            .inputs
-            .iter()
-            .map(|_| Arc::new(InputStats::default()))
-            .collect();
-        let active = Arc::new(AtomicUsize::new(NONE));
-        let supervisor = tokio::spawn(supervise(
-            stream.clone(),
-            buffer.clone(),
-            stats.clone(),
-            active.clone(),
+        let stats: StatsMap = Arc::default();
+        let runner = Arc::new(IngestRunner {
+            stream: stream.code.clone(),
             registry,
+            stats: stats.clone(),
+            cancel: cancel.clone(),
+        });
+        let manager = Manager::spawn(
+            stream.code.clone(),
+            stream.inputs.clone(),
+            buffer.clone(),
+            runner,
             events,
-            cancel.clone(),
-        ));
+            config,
+        );
         Self {
             stream,
             started_at: now,
             cancel,
             buffer,
             stats,
-            active,
-            supervisor,
+            manager: Some(manager),
             hls: None,
+        }
+    }
+
+    /// The input list changed: the manager applies the difference.
+    pub(crate) fn update_inputs(&mut self, inputs: Vec<Input>) {
+        if let Ok(mut stats) = self.stats.lock() {
+            stats.retain(|p, _| inputs.iter().any(|i| i.priority == *p));
+        }
+        self.stream.inputs = inputs.clone();
+        if let Some(m) = &self.manager {
+            m.update_inputs(inputs);
+        }
+    }
+
+    /// A handle to ask the manager for a manual switch without holding the
+    /// coordinator's lock.
+    pub(crate) fn activate_handle(&self) -> os_manager::Activator {
+        match &self.manager {
+            Some(m) => m.activator(),
+            None => os_manager::Activator::closed(),
         }
     }
 
@@ -105,30 +123,43 @@ impl Runtime {
         // Owned here (already out of the coordinator's map): waiting is fine.
         self.cancel.cancel();
         self.stop_hls(timeout).await;
-        let code = self.stream.code.clone();
-        if tokio::time::timeout(timeout, self.supervisor)
-            .await
-            .is_err()
-        {
-            tracing::warn!(stream = %code, "stream tasks did not stop in time");
+        if let Some(m) = self.manager.take() {
+            m.stop(timeout).await;
         }
     }
 
     pub(crate) fn status(&self, desired: Desired) -> StreamStatus {
-        let active = self.active.load(Ordering::Relaxed);
+        let report = self
+            .manager
+            .as_ref()
+            .map(Manager::report)
+            .unwrap_or_default();
+        let stats = self
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let inputs: Vec<_> = self
             .stream
             .inputs
             .iter()
-            .enumerate()
-            .map(|(i, input)| {
-                let snap = self.stats.get(i).map(|s| s.snapshot());
-                status::input_status(input, snap.as_ref(), i == active)
+            .map(|input| {
+                let snap = stats.get(&input.priority).map(|s| s.snapshot());
+                let health = report.inputs.iter().find(|h| h.priority == input.priority);
+                status::input_status(input, snap.as_ref(), health)
             })
             .collect();
-        let run = match inputs.get(active).map(|i| i.status.as_str()) {
-            Some("active") => RunStatus::Active,
-            Some("degraded") => RunStatus::Degraded,
+        let active = report
+            .active
+            .and_then(|a| report.inputs.iter().find(|h| h.priority == a));
+        let run = match active.map(|h| h.health) {
+            Some(Health::Healthy) => RunStatus::Active,
+            Some(Health::Degraded) => RunStatus::Degraded,
+            _ if report.inputs.iter().all(|h| h.health == Health::Degraded)
+                && !report.inputs.is_empty() =>
+            {
+                RunStatus::Degraded
+            }
             _ => RunStatus::Idle,
         };
         let uptime = (Utc::now() - self.started_at).num_seconds().max(0) as u64;
@@ -139,80 +170,87 @@ impl Runtime {
             pipeline_active: true,
             started_at: Some(self.started_at),
             uptime_sec: Some(uptime),
-            active_input: self.stream.inputs.get(active).map(|i| i.priority),
+            active_input: report.active,
             inputs,
+            switches: report.switches,
             buffer: Some(status::buffer_status(&self.buffer.stats())),
         }
     }
 }
 
-/// Run the inputs in priority order: the best one runs (its worker retries
-/// by itself); when it gives up or a finite source ends, the next one takes
-/// over, wrapping around. Prioritised failover on health (silence, errors)
-/// belongs to the input-health manager, which replaces this loop.
-async fn supervise(
-    stream: Stream,
-    buffer: Arc<Buffer>,
-    stats: Vec<Arc<InputStats>>,
-    active: Arc<AtomicUsize>,
+/// Starts input workers (ingest) for the manager.
+struct IngestRunner {
+    stream: String,
     registry: Arc<PushRegistry>,
-    events: Arc<EventBus>,
+    stats: StatsMap,
+    /// The stream's token: inputs stop with the stream.
     cancel: CancellationToken,
-) {
-    let mut order: Vec<usize> = (0..stream.inputs.len()).collect();
-    order.sort_by_key(|i| stream.inputs[*i].priority);
-    let mut pos = 0;
-    while let Some(&idx) = order.get(pos) {
-        active.store(idx, Ordering::Relaxed);
+}
+
+impl InputRunner for IngestRunner {
+    fn start(&self, input: &Input, sink: Arc<Buffer>) -> Box<dyn RunningInput> {
+        let stats = self
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(input.priority)
+            .or_default()
+            .clone();
+        let cancel = self.cancel.child_token();
+        let ended = Arc::new(Mutex::new(None));
         let worker = InputWorker {
-            stream: stream.code.clone(),
-            input: stream.inputs[idx].clone(),
-            buffer: buffer.clone(),
-            stats: stats[idx].clone(),
-            registry: registry.clone(),
-            cancel: cancel.child_token(),
+            stream: self.stream.clone(),
+            input: input.clone(),
+            buffer: sink,
+            stats: stats.clone(),
+            registry: self.registry.clone(),
+            cancel: cancel.clone(),
         };
-        let outcome = worker.run().await;
-        if cancel.is_cancelled() || outcome == Outcome::Cancelled {
-            break;
-        }
-        let (reason, error) = match &outcome {
-            Outcome::Failed(e) => (e.kind.as_str(), Some(e.message.clone())),
-            _ => ("finished", None),
-        };
-        let from = stream.inputs[idx].priority;
-        events.emit(
-            EventType::InputDegraded,
-            &stream.code,
-            serde_json::json!({"input_priority": from, "reason": reason, "error": error}),
-        );
-        pos = (pos + 1) % order.len();
-        if let Some(&next) = order.get(pos) {
-            let to = stream.inputs[next].priority;
-            tracing::warn!(
-                stream = %stream.code,
-                from,
-                to,
-                outcome = ?outcome,
-                "switching input"
-            );
-            if next != idx {
-                events.emit(
-                    EventType::InputFailover,
-                    &stream.code,
-                    serde_json::json!({"from": from, "to": to, "reason": reason}),
-                );
-            }
-        }
-        if pos == 0 {
-            // Every input had its turn: pause before starting over.
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
+        let slot = ended.clone();
+        tokio::spawn(async move {
+            let why = match worker.run().await {
+                Outcome::Cancelled => return,
+                Outcome::Finished => "source ended".to_string(),
+                Outcome::Failed(e) => e.to_string(),
+            };
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
+        });
+        let errors_at_start = stats.errors();
+        Box::new(RunningIngest {
+            stats,
+            cancel,
+            ended,
+            errors_at_start,
+        })
     }
-    active.store(NONE, Ordering::Relaxed);
+}
+
+struct RunningIngest {
+    stats: Arc<InputStats>,
+    cancel: CancellationToken,
+    ended: Arc<Mutex<Option<String>>>,
+    errors_at_start: u64,
+}
+
+impl RunningInput for RunningIngest {
+    fn errors(&self) -> u64 {
+        self.stats.errors().saturating_sub(self.errors_at_start)
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.stats.last_error_message()
+    }
+
+    fn ended(&self) -> Option<String> {
+        self.ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn stop(&mut self) {
+        self.cancel.cancel();
+    }
 }
 
 /// Wait (bounded) for a detached HLS publisher task to finish removing its files.

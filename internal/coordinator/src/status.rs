@@ -69,10 +69,19 @@ pub struct InputStatus {
     pub protocol: String,
     /// `pull` or `push`.
     pub mode: String,
-    /// `idle` | `connecting` | `active` | `degraded`.
+    /// `active` (feeds the stream), `standby` (healthy, connected, not
+    /// feeding), `connecting`, `degraded` or `idle` (not running).
     pub status: String,
     /// Whether this input currently feeds the stream.
     pub active: bool,
+    /// Why it is degraded: `timeout`, `error`, `never_connected`,
+    /// `video_lost`, `audio_lost`, `ended`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub degraded_reason: Option<String>,
+    /// `hot` (kept connected while a backup) or `cold` (started when needed).
+    pub standby: String,
+    /// Continuity counter errors seen in this input.
+    pub cc_errors: u64,
     pub bitrate_kbps: f64,
     pub bytes: u64,
     /// MPEG-TS packets received.
@@ -123,6 +132,8 @@ pub struct StreamStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_input: Option<u32>,
     pub inputs: Vec<InputStatus>,
+    /// The latest input switches (failover, failback, manual), oldest first.
+    pub switches: Vec<os_manager::Switch>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub buffer: Option<BufferStatus>,
 }
@@ -130,8 +141,9 @@ pub struct StreamStatus {
 pub(crate) fn input_status(
     input: &os_domain::Input,
     snap: Option<&InputSnapshot>,
-    active: bool,
+    health: Option<&os_manager::InputHealth>,
 ) -> InputStatus {
+    let active = health.is_some_and(|h| h.active);
     let (protocol, mode) = match os_protocol::detect(&input.url) {
         Ok(d) => (
             d.protocol.name().to_string(),
@@ -146,6 +158,13 @@ pub(crate) fn input_status(
         mode,
         status: "idle".into(),
         active,
+        degraded_reason: None,
+        standby: match input.standby {
+            Some(os_domain::Standby::Hot) => "hot".into(),
+            Some(os_domain::Standby::Cold) => "cold".into(),
+            None => "default".into(),
+        },
+        cc_errors: 0,
         bitrate_kbps: 0.0,
         bytes: 0,
         packets: 0,
@@ -154,8 +173,12 @@ pub(crate) fn input_status(
         last_error: None,
         tracks: Vec::new(),
     };
+    if let Some(h) = health {
+        s.standby = h.standby.clone();
+        s.cc_errors = h.cc_errors;
+        s.degraded_reason = h.reason.clone();
+    }
     if let Some(snap) = snap {
-        s.status = snap.state.as_str().into();
         s.bitrate_kbps = (snap.bitrate_kbps * 10.0).round() / 10.0;
         s.bytes = snap.bytes;
         s.packets = snap.packets;
@@ -178,6 +201,14 @@ pub(crate) fn input_status(
             })
             .collect();
     }
+    s.status = match health.map(|h| h.health) {
+        Some(os_manager::Health::Healthy) if active => "active",
+        Some(os_manager::Health::Healthy) => "standby",
+        Some(os_manager::Health::Connecting) => "connecting",
+        Some(os_manager::Health::Degraded) => "degraded",
+        Some(os_manager::Health::Stopped) | None => "idle",
+    }
+    .into();
     s
 }
 

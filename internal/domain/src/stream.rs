@@ -84,6 +84,21 @@ pub struct Input {
     /// Extra HTTP headers (HTTP-TS and HLS inputs).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// How a backup input waits: `hot` keeps it connected and demuxed (an
+    /// instant switch), `cold` connects it only when needed. Unset: the
+    /// server's `manager.standby`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub standby: Option<Standby>,
+}
+
+/// How a backup input waits for its turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Standby {
+    /// Connected and read, not written to the stream: the switch is instant.
+    Hot,
+    /// Connected only when it is needed.
+    Cold,
 }
 
 /// Connection behaviour of one input.

@@ -72,6 +72,8 @@ pub struct InputStats {
     /// Bytes dropped while realigning to 188-byte packets.
     skipped: AtomicU64,
     reconnects: AtomicU64,
+    /// Errors recorded (the input-health manager watches it).
+    errors: AtomicU64,
     /// Unix milliseconds of the last packet; 0 = never.
     last_packet_ms: AtomicU64,
     /// Unix milliseconds when the current session started delivering; 0 = not.
@@ -89,6 +91,7 @@ impl Default for InputStats {
             packets: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
             last_packet_ms: AtomicU64::new(0),
             active_since_ms: AtomicU64::new(0),
             meter: Mutex::new(Meter::default()),
@@ -174,6 +177,20 @@ impl InputStats {
         if let Ok(mut e) = self.last_error.lock() {
             *e = Some((message.into(), Utc::now()));
         }
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Errors recorded so far.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// The last error message, if any.
+    pub fn last_error_message(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .ok()
+            .and_then(|e| e.as_ref().map(|(m, _)| m.clone()))
     }
 
     pub fn set_tracks(&self, tracks: Vec<TrackInfo>) {

@@ -533,6 +533,7 @@ fn input(url: &str) -> os_domain::Input {
         },
         auth: None,
         headers: Default::default(),
+        standby: None,
     }
 }
 

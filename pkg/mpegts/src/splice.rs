@@ -117,7 +117,10 @@ fn pes_times(pkt: &[u8], payload: usize) -> Option<PesTimes> {
     }
     let stream_id = p[3];
     // Streams without the optional header (padding, private_2, ...).
-    if matches!(stream_id, 0xBC | 0xBE | 0xBF | 0xF0 | 0xF1 | 0xF2 | 0xF8 | 0xFF) {
+    if matches!(
+        stream_id,
+        0xBC | 0xBE | 0xBF | 0xF0 | 0xF1 | 0xF2 | 0xF8 | 0xFF
+    ) {
         return None;
     }
     if p[6] & 0xC0 != 0x80 {
@@ -230,11 +233,21 @@ impl Splicer {
                 && let Some(dts) = pes.dts_at.or(pes.pts_at).and_then(|at| read_ts(pkt, at))
             {
                 let st = self.pids.entry(pid).or_default();
-                if st.last_in.is_some_and(|prev| distance(dts, prev) > JUMP_TICKS) {
+                if st
+                    .last_in
+                    .is_some_and(|prev| distance(dts, prev) > JUMP_TICKS)
+                {
                     self.rewriting = true;
                     return Some(pos);
                 }
-                note(st, &mut self.frame, &mut self.last_out, pes.stream_id, dts, dts);
+                note(
+                    st,
+                    &mut self.frame,
+                    &mut self.last_out,
+                    pes.stream_id,
+                    dts,
+                    dts,
+                );
             }
             if has_payload {
                 self.pids.entry(pid).or_default().cc_out = Some(cc);
@@ -274,7 +287,9 @@ impl Splicer {
                 && let Some(dts_in) = pes.dts_at.or(pes.pts_at).and_then(|at| read_ts(pkt, at))
             {
                 if !self.pending
-                    && st.last_in.is_some_and(|prev| distance(dts_in, prev) > JUMP_TICKS)
+                    && st
+                        .last_in
+                        .is_some_and(|prev| distance(dts_in, prev) > JUMP_TICKS)
                 {
                     self.stats.clock_resets += 1;
                     self.stats.splices += 1;
@@ -306,7 +321,14 @@ impl Splicer {
                             pkt[at..at + 5].copy_from_slice(&fixed);
                         }
                     }
-                    note(st, &mut self.frame, &mut self.last_out, pes.stream_id, dts_in, dts_out);
+                    note(
+                        st,
+                        &mut self.frame,
+                        &mut self.last_out,
+                        pes.stream_id,
+                        dts_in,
+                        dts_out,
+                    );
                 }
             }
         }
@@ -388,6 +410,7 @@ fn header(pkt: &[u8]) -> Option<(u16, bool, bool, u8, usize)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::type_complexity)]
 mod tests {
     use super::*;
 
@@ -458,7 +481,10 @@ mod tests {
             if let Some(d) = dts {
                 if let Some(prev) = last_dts.insert(pid, d) {
                     assert!(later(d, prev), "pid {pid:#x}: {d} after {prev}");
-                    assert!(distance(d, prev) <= 2 * 3000, "pid {pid:#x}: jump {prev} → {d}");
+                    assert!(
+                        distance(d, prev) <= 2 * 3000,
+                        "pid {pid:#x}: jump {prev} → {d}"
+                    );
                 }
             }
         }
@@ -484,7 +510,11 @@ mod tests {
         // The second source has a clock far away and other counters.
         all.extend(read(&s.process(Bytes::from(source(5_000_000, 10, 7)))));
         check_continuous(&all);
-        let v: Vec<u64> = all.iter().filter(|p| p.0 == 0x100).filter_map(|p| p.2).collect();
+        let v: Vec<u64> = all
+            .iter()
+            .filter(|p| p.0 == 0x100)
+            .filter_map(|p| p.2)
+            .collect();
         // 10 frames of the first source, then one frame after the latest
         // output timestamp (the audio, 1000 ticks ahead of the video).
         assert_eq!(v[10] - v[9], 3000 + 1000);
@@ -492,7 +522,11 @@ mod tests {
         let pcr: Vec<u64> = all.iter().filter_map(|p| p.4).collect();
         assert_eq!(pcr[10], v[10] * 300);
         // PTS keeps its distance to DTS.
-        let first_new = all.iter().filter(|p| p.0 == 0x100 && p.2.is_some()).nth(10).unwrap();
+        let first_new = all
+            .iter()
+            .filter(|p| p.0 == 0x100 && p.2.is_some())
+            .nth(10)
+            .unwrap();
         assert_eq!(first_new.3.unwrap() - first_new.2.unwrap(), 3600);
         assert_eq!(s.stats().splices, 1);
     }
@@ -501,7 +535,11 @@ mod tests {
     fn splice_across_33_bit_wrap() {
         let mut s = Splicer::new();
         let mut all = Vec::new();
-        all.extend(read(&s.process(Bytes::from(source(TS_MOD - 15_000, 10, 0)))));
+        all.extend(read(&s.process(Bytes::from(source(
+            TS_MOD - 15_000,
+            10,
+            0,
+        )))));
         s.splice();
         all.extend(read(&s.process(Bytes::from(source(42, 10, 3)))));
         check_continuous(&all);
@@ -523,7 +561,11 @@ mod tests {
         next.extend(pes_packet(0x101, 0xC0, 900_000 + 2000, 2, None));
         let out = s.process(Bytes::from(next));
         let pkts = read(&out);
-        assert_eq!(pkts.len(), 2, "fragments and the backward audio PES dropped");
+        assert_eq!(
+            pkts.len(),
+            2,
+            "fragments and the backward audio PES dropped"
+        );
         assert_eq!(s.stats().dropped_packets, 3);
         all.extend(pkts);
         check_continuous(&all);
