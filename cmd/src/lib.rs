@@ -179,6 +179,16 @@ impl App {
         self.local_addr
     }
 
+    /// The buffer hub (for in-process consumers such as tests and benchmarks).
+    pub fn hub(&self) -> Arc<os_hub::Hub> {
+        self.state.coordinator.hub().clone()
+    }
+
+    /// The event bus (for in-process consumers such as tests and benchmarks).
+    pub fn events(&self) -> Arc<EventBus> {
+        self.state.coordinator.events().clone()
+    }
+
     /// The address of the shared RTMP listener, when enabled.
     pub fn rtmp_addr(&self) -> Option<SocketAddr> {
         self.rtmp.as_ref().and_then(|l| l.local_addr().ok())

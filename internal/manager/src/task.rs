@@ -356,21 +356,30 @@ impl Task {
             let fresh = last != 0 && now_ms.saturating_sub(last) <= timeout_ms;
             // Video gives keyframes; an audio-only input is usable as is.
             let usable = aps > slot.ap_mark || (m.has_audio() && !m.has_video());
+            // A track is lost when the other one kept arriving for longer
+            // than the timeout after it stopped (a dead input stops both).
             let track_lost = if m.has_video() && m.has_audio() {
-                let v = now_ms.saturating_sub(m.last_video.load(Ordering::Relaxed)) > timeout_ms;
-                let a = now_ms.saturating_sub(m.last_audio.load(Ordering::Relaxed)) > timeout_ms;
-                match (v, a) {
-                    (true, false) => Some(Reason::VideoLost),
-                    (false, true) => Some(Reason::AudioLost),
-                    _ => None,
+                let v = m.last_video.load(Ordering::Relaxed);
+                let a = m.last_audio.load(Ordering::Relaxed);
+                if a.saturating_sub(v) > timeout_ms {
+                    Some(Reason::VideoLost)
+                } else if v.saturating_sub(a) > timeout_ms {
+                    Some(Reason::AudioLost)
+                } else {
+                    None
                 }
             } else {
                 None
             };
             match slot.state {
-                State::Connecting { since } | State::Healthy { since } if new_error => {
-                    let _ = since;
-                    changes.push((p, Some((Reason::Error, run.input.last_error()))));
+                State::Connecting { .. } | State::Healthy { .. } if new_error => {
+                    // An input that never delivered anything never connected.
+                    let reason = if last == 0 {
+                        Reason::NeverConnected
+                    } else {
+                        Reason::Error
+                    };
+                    changes.push((p, Some((reason, run.input.last_error()))));
                 }
                 State::Connecting { since } => {
                     if fresh && usable {

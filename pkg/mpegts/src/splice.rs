@@ -46,6 +46,8 @@ pub const JUMP_TICKS: u64 = 10 * 90_000;
 const DEFAULT_FRAME: u64 = 3600;
 /// Longest frame duration believed when measuring (10 fps).
 const MAX_FRAME: u64 = 9000;
+/// Longest PES duration believed when measuring (0.5 s).
+const MAX_PES_STEP: u64 = 45_000;
 
 /// Figures of a [`Splicer`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,6 +68,12 @@ struct PidState {
     last_in: Option<u64>,
     /// Last output DTS.
     last_out: Option<u64>,
+    /// Largest step between two PES of this PID (a bound on how long one
+    /// PES lasts: several audio frames share one PES).
+    max_step: u64,
+    /// The first PES after a splice must start after the last one output
+    /// ended.
+    guard: bool,
     /// After a splice: drop packets until the next payload unit start.
     wait_start: bool,
     /// The current PES is being dropped.
@@ -83,6 +91,8 @@ pub struct Splicer {
     pending: bool,
     /// Latest output DTS over all PIDs (wrap-aware maximum).
     last_out: Option<u64>,
+    /// Latest output DTS of video.
+    last_video: Option<u64>,
     /// Measured video frame duration, 90 kHz ticks.
     frame: Option<u64>,
     pids: HashMap<u16, PidState>,
@@ -172,6 +182,7 @@ impl Splicer {
             st.wait_start = true;
             st.dropping = false;
             st.last_in = None;
+            st.guard = true;
         }
     }
 
@@ -244,6 +255,7 @@ impl Splicer {
                     st,
                     &mut self.frame,
                     &mut self.last_out,
+                    &mut self.last_video,
                     pes.stream_id,
                     dts,
                     dts,
@@ -302,7 +314,19 @@ impl Splicer {
                     st.last_in = None;
                 }
                 if self.pending {
-                    let target = match self.last_out {
+                    let video = is_video(pes.stream_id);
+                    if !video && self.last_video.is_some() {
+                        // The new source is placed by its first video frame
+                        // (its keyframe); audio before it is dropped.
+                        st.dropping = true;
+                        return false;
+                    }
+                    let last = if video {
+                        self.last_video
+                    } else {
+                        self.last_out
+                    };
+                    let target = match last {
                         Some(last) => (last + self.frame_ticks()) & TS_MASK,
                         None => dts_in,
                     };
@@ -310,7 +334,17 @@ impl Splicer {
                     self.pending = false;
                 }
                 let dts_out = (dts_in + self.offset) & TS_MASK;
-                if st.last_out.is_some_and(|prev| !later(dts_out, prev)) {
+                let overlaps = st.last_out.is_some_and(|prev| {
+                    // Right after a splice the previous PES of this PID may
+                    // still be playing: start after it ended.
+                    let end = if st.guard {
+                        (prev + st.max_step.max(1)) & TS_MASK
+                    } else {
+                        (prev + 1) & TS_MASK
+                    };
+                    dts_out != end && !later(dts_out, end)
+                });
+                if overlaps {
                     // Would go backwards on this PID: drop the whole PES.
                     st.dropping = true;
                 } else {
@@ -325,6 +359,7 @@ impl Splicer {
                         st,
                         &mut self.frame,
                         &mut self.last_out,
+                        &mut self.last_video,
                         pes.stream_id,
                         dts_in,
                         dts_out,
@@ -367,21 +402,29 @@ fn note(
     st: &mut PidState,
     frame: &mut Option<u64>,
     last_out: &mut Option<u64>,
+    last_video: &mut Option<u64>,
     stream_id: u8,
     dts_in: u64,
     dts_out: u64,
 ) {
-    if is_video(stream_id)
-        && let Some(prev) = st.last_out
+    if let Some(prev) = st.last_out
         && later(dts_out, prev)
+        && !st.guard
     {
         let d = distance(dts_out, prev);
-        if (1..=MAX_FRAME).contains(&d) {
+        if is_video(stream_id) && (1..=MAX_FRAME).contains(&d) {
             *frame = Some(d);
         }
+        if d <= MAX_PES_STEP {
+            st.max_step = st.max_step.max(d);
+        }
     }
+    st.guard = false;
     st.last_in = Some(dts_in);
     st.last_out = Some(dts_out);
+    if is_video(stream_id) {
+        *last_video = Some(dts_out);
+    }
     if last_out.is_none_or(|l| later(dts_out, l)) {
         *last_out = Some(dts_out);
     }
@@ -515,9 +558,9 @@ mod tests {
             .filter(|p| p.0 == 0x100)
             .filter_map(|p| p.2)
             .collect();
-        // 10 frames of the first source, then one frame after the latest
-        // output timestamp (the audio, 1000 ticks ahead of the video).
-        assert_eq!(v[10] - v[9], 3000 + 1000);
+        // 10 frames of the first source, then one frame step: the new
+        // source is placed by its keyframe.
+        assert_eq!(v[10] - v[9], 3000);
         // PCR moved with the timestamps.
         let pcr: Vec<u64> = all.iter().filter_map(|p| p.4).collect();
         assert_eq!(pcr[10], v[10] * 300);
