@@ -6,7 +6,7 @@ BIN          := bin/open-streamer
 CONFIG       ?= config/config.yaml
 FUZZ_SECONDS ?= 20
 
-.PHONY: help build run test test-deps lint fmt fmt-check check bench openapi \
+.PHONY: help build run test test-deps lint fmt fmt-check check bench bench-failover openapi \
         fuzz-smoke install-service uninstall-service clean
 
 help: ## list targets
@@ -40,6 +40,9 @@ check: fmt-check lint test ## fmt + lint + test
 
 bench: test-deps ## benchmarks (criterion + loopback harnesses)
 	$(CARGO) bench --workspace
+
+bench-failover: test-deps ## failover timeline: primary death → first backup frame (hot and cold standby)
+	$(CARGO) bench -p open-streamer --bench failover
 
 openapi: ## regenerate api/openapi.json from the code
 	UPDATE_OPENAPI=1 $(CARGO) test -p os-api --test openapi

@@ -120,6 +120,7 @@ pub enum Obs {
 #[derive(Clone, Default)]
 pub struct Watch {
     log: Arc<Mutex<Vec<(Instant, Obs)>>>,
+    closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Watch {
@@ -127,6 +128,7 @@ impl Watch {
     pub fn start(hub: Arc<Hub>, code: &str) -> Watch {
         let w = Watch::default();
         let log = w.log.clone();
+        let closed = w.closed.clone();
         let code = code.to_string();
         tokio::spawn(async move {
             let buffer = loop {
@@ -167,8 +169,23 @@ impl Watch {
                     .unwrap_or_else(PoisonError::into_inner)
                     .extend(entries);
             }
+            closed.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         w
+    }
+
+    /// The stream buffer this reader followed was closed (stream stopped
+    /// or rebuilt).
+    pub fn closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Observations so far (to compare before/after a change).
+    pub fn len(&self) -> usize {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     pub fn snapshot(&self) -> Vec<(Instant, Obs)> {

@@ -104,6 +104,7 @@ impl From<CoordError> for ApiError {
             CoordError::UnknownInput { .. } => {
                 Self::new(StatusCode::NOT_FOUND, "INPUT_NOT_FOUND", e.to_string())
             }
+            CoordError::Conflict(_) => Self::new(StatusCode::CONFLICT, "CONFLICT", e.to_string()),
             CoordError::InputNotHealthy(_) => {
                 Self::new(StatusCode::CONFLICT, "INPUT_NOT_HEALTHY", e.to_string())
             }

@@ -16,10 +16,13 @@ use crate::AppState;
 use crate::body::{JsonBody, merge_patch};
 use crate::error::{ApiError, ErrorResponse};
 
-/// `{"data": Stream}`
+/// `{"data": Stream}`, plus `"reload"` when a running stream was updated.
 #[derive(Serialize, ToSchema)]
 pub struct StreamResponse {
     pub data: Stream,
+    /// What the update did to the running stream (only for a running stream).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reload: Option<os_coordinator::ReloadReport>,
 }
 
 /// `{"data": [Stream], "total": N}`
@@ -86,6 +89,7 @@ pub async fn get_stream(
     check_code(&code)?;
     let stored = app.store.get_stream(&code).await?;
     Ok(Json(StreamResponse {
+        reload: None,
         data: stored.stream,
     }))
 }
@@ -151,6 +155,9 @@ pub async fn put_stream(
             ApiError::validation(vec![FieldError::new(path, e.into_inner().to_string())])
         })?;
         stream.validate().map_err(ApiError::validation)?;
+        // What the running server could not apply is refused before
+        // anything is saved or touched.
+        app.coordinator.check_update(&stream)?;
         let now = Utc::now();
         stream.created_at = Some(created_at.unwrap_or(now));
         stream.updated_at = Some(now);
@@ -158,7 +165,7 @@ pub async fn put_stream(
         match app.store.put_stream(&stream, pre).await {
             Ok(_) => {
                 let created = pre == Precondition::Absent;
-                app.coordinator.stream_saved(&stream).await;
+                let reload = app.coordinator.stream_saved(&stream).await;
                 tracing::info!(stream = %code, created, "stream saved");
                 if created {
                     app.coordinator.events().emit(
@@ -172,7 +179,13 @@ pub async fn put_stream(
                 } else {
                     StatusCode::OK
                 };
-                return Ok((status, Json(StreamResponse { data: stream })));
+                return Ok((
+                    status,
+                    Json(StreamResponse {
+                        data: stream,
+                        reload,
+                    }),
+                ));
             }
             Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => continue,
             Err(e) => return Err(e.into()),

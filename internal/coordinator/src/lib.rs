@@ -12,6 +12,7 @@
 //! the token stops every task of the stream; the buffer is then removed from
 //! the hub, which ends its readers.
 
+pub mod reload;
 mod runtime;
 mod status;
 
@@ -32,6 +33,7 @@ pub use status::{
     TrackStatus,
 };
 
+pub use reload::{ReloadReport, StreamDiff};
 use runtime::Runtime;
 
 /// Why a start/stop/status request cannot be served.
@@ -49,6 +51,8 @@ pub enum CoordError {
     UnknownInput { stream: String, priority: u32 },
     #[error("cannot activate: {0}")]
     InputNotHealthy(String),
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Settings the coordinator takes from the server configuration.
@@ -200,58 +204,126 @@ impl Coordinator {
         Ok(rt.status(desired))
     }
 
-    /// A stream config was created or changed. A running stream is stopped
-    /// when disabled and restarted when its inputs changed; toggling
-    /// `protocols.hls` starts or stops only its HLS publisher; other changes
-    /// concern components that are not running yet.
-    pub async fn stream_saved(&self, new: &Stream) {
+    /// Refuse an update that could not be applied to the running server,
+    /// before anything is saved or touched: a push key (RTMP/SRT listener)
+    /// already used by another running stream.
+    pub fn check_update(&self, new: &Stream) -> Result<(), CoordError> {
+        let held = self.registry.keys();
+        for input in &new.inputs {
+            let Ok(d) = os_protocol::detect(&input.url) else {
+                continue;
+            };
+            if let os_protocol::Mode::PushListen { key } = &d.mode
+                && let Some((_, _, other)) = held.iter().find(|(proto, k, stream)| {
+                    k == key && stream != &new.code && proto.as_str() == d.protocol.name()
+                })
+            {
+                return Err(CoordError::Conflict(format!(
+                    "inputs[priority {}]: push key \"{key}\" is in use by stream \"{other}\"",
+                    input.priority
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A stream config was created or changed. For a running stream the
+    /// difference is applied component by component (see [`reload`]):
+    /// only what changed is touched. Returns what was done, or `None` when
+    /// the stream is not running.
+    pub async fn stream_saved(&self, new: &Stream) -> Option<ReloadReport> {
+        enum Whole {
+            Stop,
+            Rebuild,
+        }
         // An HLS task being switched off is cancelled under the lock and
         // awaited after it is released, so other streams are never blocked
         // behind its file cleanup.
         let mut hls_stopping = None;
-        let action = {
+        let (whole, report) = {
             let mut running = self.running.lock().await;
-            match running.get_mut(&new.code) {
-                None => None,
-                Some(_) if new.disabled => Some(false),
-                Some(rt) => {
-                    if rt.stream.inputs != new.inputs {
-                        // The manager applies the difference; the rest of
-                        // the pipeline keeps running.
-                        rt.update_inputs(new.inputs.clone());
-                    }
-                    if rt.stream.protocols.hls != new.protocols.hls {
-                        rt.stream.protocols.hls = new.protocols.hls;
-                        if new.protocols.hls {
-                            rt.start_hls(self.config.hls.clone());
-                        } else {
-                            hls_stopping = rt.detach_hls();
-                        }
-                    }
-                    None
+            let rt = running.get_mut(&new.code)?;
+            let diff = StreamDiff::between(&rt.stream, new);
+            let mut report = ReloadReport::default();
+            if new.disabled {
+                report.restarted.push("stream".into());
+                (Some(Whole::Stop), report)
+            } else if diff.needs_rebuild() {
+                report.restarted.push("stream".into());
+                (Some(Whole::Rebuild), report)
+            } else {
+                // Fixed order: inputs, transcoder, publishers, push, DVR.
+                if diff.inputs {
+                    rt.update_inputs(new.inputs.clone());
+                    report.restarted.push("inputs".into());
+                } else {
+                    report.kept.push("inputs".into());
                 }
+                if diff.transcoder != reload::TranscoderChange::Unchanged {
+                    report.deferred.push("transcoder".into());
+                }
+                for (name, on) in &diff.protocols {
+                    match *name {
+                        "hls" => {
+                            if *on {
+                                rt.start_hls(self.config.hls.clone());
+                            } else {
+                                hls_stopping = rt.detach_hls();
+                            }
+                            report.restarted.push("hls".into());
+                        }
+                        other => report.deferred.push(other.to_string()),
+                    }
+                }
+                if rt.has_hls() && !diff.protocols.iter().any(|(n, _)| *n == "hls") {
+                    report.kept.push("hls".into());
+                }
+                for d in &diff.push_added {
+                    report
+                        .deferred
+                        .push(format!("push:{}", os_ingest::redact(&d.url)));
+                }
+                for d in &diff.push_removed {
+                    report
+                        .deferred
+                        .push(format!("push:{}", os_ingest::redact(&d.url)));
+                }
+                if diff.dvr {
+                    report.deferred.push("dvr".into());
+                }
+                rt.stream = new.clone();
+                (None, report)
             }
         };
         if let Some(task) = hls_stopping {
             runtime::wait_hls_stopped(&new.code, task, self.config.stop_timeout).await;
         }
-        match action {
-            Some(false) => {
+        match whole {
+            Some(Whole::Stop) => {
                 if let Err(e) = self.store.set_stream_running(&new.code, false).await {
                     tracing::warn!(stream = %new.code, error = %e, "cannot persist stopped state");
                 }
                 self.stop_runtime(&new.code).await;
                 tracing::info!(stream = %new.code, "stopped: stream was disabled");
             }
-            Some(true) => {
-                tracing::info!(stream = %new.code, "inputs changed: restarting ingest");
+            Some(Whole::Rebuild) => {
+                tracing::info!(stream = %new.code, "transcoder added or removed: rebuilding the pipeline");
                 self.stop_runtime(&new.code).await;
                 if let Err(e) = self.start_runtime(new).await {
                     tracing::warn!(stream = %new.code, error = %e, "restart failed");
                 }
             }
-            None => {}
+            None => {
+                tracing::info!(
+                    stream = %new.code,
+                    restarted = ?report.restarted,
+                    kept = ?report.kept,
+                    deferred = ?report.deferred,
+                    "stream config applied"
+                );
+            }
         }
+        Some(report)
     }
 
     /// Make input `priority` of a running stream the active one.

@@ -103,6 +103,10 @@ impl Runtime {
         self.hls = Some((cancel, task));
     }
 
+    pub(crate) fn has_hls(&self) -> bool {
+        self.hls.is_some()
+    }
+
     /// Cancel the HLS publisher and hand back its task, so the caller can
     /// wait for it without holding the coordinator's lock.
     pub(crate) fn detach_hls(&mut self) -> Option<JoinHandle<()>> {
