@@ -342,16 +342,39 @@ impl Drop for MariaDb {
 
 // ------------------------------------------------------- MongoDB wire server
 
-/// An in-memory MongoDB wire-protocol server (Node.js, installed into
-/// `.tools/mongo-wire` by `build/test-deps.sh`). It speaks the protocol the
-/// driver uses; it is not mongod.
+/// A MongoDB wire-protocol server (Node.js, installed into
+/// `.tools/mongo-wire` by `build/test-deps.sh`), in memory or backed by files
+/// in a directory. It speaks the protocol the driver uses; it is not mongod.
 pub struct MongoWire {
-    child: Child,
+    child: Option<Child>,
     pub port: u16,
+    dir: Option<PathBuf>,
 }
 
 impl MongoWire {
+    /// An in-memory server on a free port.
     pub fn start() -> Self {
+        Self::launch(free_port(), None)
+    }
+
+    /// A server keeping its documents in `dir`: [`MongoWire::stop_server`]
+    /// then [`MongoWire::start_server`] brings it back with its data.
+    pub fn start_in(dir: &Path) -> Self {
+        Self::launch(free_port(), Some(dir.to_path_buf()))
+    }
+
+    fn launch(port: u16, dir: Option<PathBuf>) -> Self {
+        let mut me = Self {
+            child: None,
+            port,
+            dir,
+        };
+        me.start_server();
+        me
+    }
+
+    /// (Re)start the server process on the same port (and directory).
+    pub fn start_server(&mut self) {
         // The workspace root: the nearest ancestor holding Cargo.lock.
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
         let root = manifest
@@ -371,22 +394,32 @@ impl MongoWire {
             "MongoDB wire test server not installed in {}; run {install}",
             tools.display()
         );
-        let port = free_port();
+        let port = self.port;
         let log = std::env::temp_dir().join(format!("os-store-mongo-wire-{port}.log"));
         let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
-        let child = Command::new(node)
-            .arg(tools.join("server.mjs"))
-            .arg(port.to_string())
+        let mut cmd = Command::new(node);
+        cmd.arg(tools.join("server.mjs")).arg(port.to_string());
+        if let Some(dir) = &self.dir {
+            cmd.arg(dir);
+        }
+        let child = cmd
             .current_dir(&tools)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
             .unwrap_or_else(|e| panic!("starting the MongoDB wire server: {e}"));
-        let me = Self { child, port };
+        self.child = Some(child);
         wait_for_port(port, "mongo wire server", &log);
         let _ = std::fs::remove_file(&log);
-        me
+    }
+
+    /// Stop the server process (SIGTERM, then SIGKILL after 5 s).
+    pub fn stop_server(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_pid(child.id(), Duration::from_secs(5));
+            let _ = child.wait();
+        }
     }
 
     pub fn uri(&self) -> String {
@@ -396,7 +429,6 @@ impl MongoWire {
 
 impl Drop for MongoWire {
     fn drop(&mut self) {
-        stop_pid(self.child.id(), Duration::from_secs(5));
-        let _ = self.child.wait();
+        self.stop_server();
     }
 }
