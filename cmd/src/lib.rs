@@ -5,6 +5,7 @@
 //! loads the configuration, sets up logging and calls [`App::run`]; tests
 //! call [`App::bind`] with port 0 and drive the server over real HTTP.
 
+mod listeners;
 pub mod logging;
 
 use std::future::Future;
@@ -21,8 +22,6 @@ use os_hub::Hub;
 use os_ingest::PushRegistry;
 use os_store::{Store, StoreError, json::JsonStore};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// Why the server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -216,79 +215,33 @@ impl App {
         } = self;
         let coordinator = state.coordinator.clone();
         let hooks = state.hooks.clone();
-        let listeners_stop = CancellationToken::new();
-        let mut listener_tasks: Vec<JoinHandle<()>> = Vec::new();
-        if let Some(rtmp) = rtmp {
-            if let Ok(addr) = rtmp.local_addr() {
-                tracing::info!(%addr, "rtmp listener");
-            }
-            state.readiness.set("rtmp", true);
-            listener_tasks.push(tokio::spawn(os_ingest::rtmp::serve_listener(
-                rtmp,
-                coordinator.registry().clone(),
-                listeners_stop.clone(),
-            )));
-        }
-        if let Some(socket) = srt {
-            if let Ok(addr) = socket.local_addr() {
-                tracing::info!(%addr, "srt listener");
-            }
-            state.readiness.set("srt", true);
-            let srt_config = os_ingest::srt::ListenerConfig {
-                latency: Duration::from_millis(u64::from(config.listeners.srt.latency_ms)),
-                ..Default::default()
-            };
-            let registry = coordinator.registry().clone();
-            let stop = listeners_stop.clone();
-            let readiness = state.readiness.clone();
-            listener_tasks.push(tokio::spawn(async move {
-                if let Err(e) =
-                    os_ingest::srt::serve_listener(socket, srt_config, registry, stop).await
-                {
-                    tracing::error!(error = %e, "srt listener stopped");
-                    readiness.set("srt", false);
-                }
-            }));
-        }
+        let listeners = Arc::new(listeners::Listeners::new(
+            coordinator.registry().clone(),
+            state.readiness.clone(),
+        ));
+        listeners.serve_rtmp(rtmp);
+        listeners.serve_srt(
+            srt,
+            Duration::from_millis(u64::from(config.listeners.srt.latency_ms)),
+        );
         coordinator.resume().await;
 
-        let app = os_api::router(
-            state,
-            RouterOptions {
-                cors: config.server.cors,
-            },
-        );
-        tracing::info!(
-            addr = %local_addr,
-            swagger = %format!("http://{local_addr}/swagger/"),
-            "http server listening"
-        );
-        let stop_accepting = CancellationToken::new();
-        let server = axum::serve(listener, app)
-            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
-            .into_future();
-        tokio::pin!(server);
+        let cors = config.server.cors;
         let deadline = Duration::from_secs(config.server.shutdown_timeout_sec);
+        let state = state.with_config(Arc::new(listeners::RuntimeConfig::new(
+            config,
+            listeners.clone(),
+        )));
+        let app = os_api::router(state, RouterOptions { cors });
+        tracing::debug!(addr = %local_addr, "serving");
+        listeners.serve_http(listener, app);
 
-        tokio::select! {
-            result = &mut server => {
-                result.map_err(AppError::Serve)?;
-            }
-            () = shutdown => {
-                tracing::info!(deadline_sec = deadline.as_secs(), "shutting down");
-                stop_accepting.cancel();
-                match tokio::time::timeout(deadline, &mut server).await {
-                    Ok(result) => result.map_err(AppError::Serve)?,
-                    Err(_) => tracing::warn!("shutdown deadline reached; closing open connections"),
-                }
-            }
-        }
-        listeners_stop.cancel();
+        shutdown.await;
+        tracing::info!(deadline_sec = deadline.as_secs(), "shutting down");
+        listeners.stop_http(deadline).await;
         let stop_all = async {
+            listeners.stop_media().await;
             coordinator.shutdown().await;
-            for task in listener_tasks {
-                let _ = task.await;
-            }
         };
         let started = tokio::time::Instant::now();
         if tokio::time::timeout(deadline, stop_all).await.is_err() {

@@ -16,6 +16,7 @@
 //! ([`error`]); bodies are JSON of at most 1 MiB ([`body`]).
 
 pub mod body;
+pub mod config;
 pub mod error;
 pub mod health;
 pub mod hooks;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub(crate) media: Option<Arc<media::MediaDirs>>,
     /// The hook dispatcher, for `POST /hooks/{hid}/test`; `None` = not running.
     pub hooks: Option<Arc<os_hooks::Dispatcher>>,
+    /// Runtime configuration (`GET|POST /config`); `None` = not available.
+    pub config: Option<Arc<dyn config::ConfigControl>>,
 }
 
 impl AppState {
@@ -80,7 +83,14 @@ impl AppState {
             update_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             media: None,
             hooks: None,
+            config: None,
         }
+    }
+
+    /// Attach the runtime configuration control (enables `GET|POST /config`).
+    pub fn with_config(mut self, control: Arc<dyn config::ConfigControl>) -> Self {
+        self.config = Some(control);
+        self
     }
 
     /// Serve `{hls}/{code}/*.m3u8|ts` and `{dash}/{code}/*.mpd|m4s|mp4`
@@ -123,6 +133,7 @@ Errors are `{\"error\":{\"code\":\"UPPER_SNAKE\",\"message\":\"…\",\"details\"
     tags(
         (name = "streams", description = "Stream configuration and lifecycle"),
         (name = "hooks", description = "Webhooks receiving lifecycle events"),
+        (name = "config", description = "Server configuration at runtime"),
         (name = "health", description = "Liveness and readiness probes"),
     ),
     modifiers(&BearerAuth)
@@ -182,7 +193,8 @@ fn api_routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
             hooks::update_hook,
             hooks::delete_hook
         ))
-        .routes(routes!(hooks::test_hook));
+        .routes(routes!(hooks::test_hook))
+        .routes(routes!(config::get_config, config::post_config));
     let open = OpenApiRouter::new()
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz));
