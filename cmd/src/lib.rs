@@ -131,6 +131,10 @@ impl App {
             &events,
             DispatcherConfig {
                 worker_count: config.hooks.worker_count,
+                kafka: os_hooks::KafkaSettings {
+                    brokers: config.hooks.kafka_brokers.clone(),
+                    ..os_hooks::KafkaSettings::default()
+                },
                 ..DispatcherConfig::default()
             },
         );
@@ -176,6 +180,11 @@ impl App {
     /// The address the HTTP server is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The hooks dispatcher (delivery counters).
+    pub fn hooks(&self) -> Option<Arc<Dispatcher>> {
+        self.state.hooks.clone()
     }
 
     /// The address of the shared RTMP listener, when enabled.
