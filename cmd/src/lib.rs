@@ -6,6 +6,7 @@
 //! call [`App::bind`] with port 0 and drive the server over real HTTP.
 
 pub mod logging;
+mod metrics;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,6 +52,8 @@ pub struct App {
     rtmp: Option<TcpListener>,
     /// The shared SRT listener socket, when enabled.
     srt: Option<tokio::net::UdpSocket>,
+    /// The Prometheus endpoint, unless `metrics.addr` is empty.
+    metrics: Option<os_metrics::Exporter>,
 }
 
 impl App {
@@ -126,6 +129,9 @@ impl App {
         let hub = Arc::new(Hub::new());
         let registry = PushRegistry::new();
         let events = Arc::new(EventBus::new());
+        if !config.metrics.addr.is_empty() {
+            os_metrics::count_events(&events);
+        }
         let hooks = Dispatcher::start(
             store.clone(),
             &events,
@@ -153,8 +159,27 @@ impl App {
                     ..CoordinatorConfig::default()
                 },
             )
-            .with_events(events),
+            .with_events(events.clone()),
         );
+        let metrics = if config.metrics.addr.is_empty() {
+            None
+        } else {
+            let addr =
+                parse_listen_addr(&config.metrics.addr).map_err(|reason| AppError::Config {
+                    key: "metrics.addr",
+                    reason,
+                })?;
+            let source = metrics::Source::new(coordinator.clone(), hooks.clone(), events);
+            Some(
+                os_metrics::Exporter::bind(addr, &config.metrics.path, Arc::new(source))
+                    .await
+                    .map_err(|source| AppError::Bind {
+                        key: "metrics.addr",
+                        addr,
+                        source,
+                    })?,
+            )
+        };
         let token = config.server.api_token.trim();
         let state = AppState::new(
             store,
@@ -174,12 +199,18 @@ impl App {
             state,
             rtmp,
             srt,
+            metrics,
         })
     }
 
     /// The address the HTTP server is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the Prometheus endpoint, unless disabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|m| m.local_addr().ok())
     }
 
     /// The hooks dispatcher (delivery counters).
@@ -211,6 +242,7 @@ impl App {
             state,
             rtmp,
             srt,
+            metrics,
         } = self;
         let coordinator = state.coordinator.clone();
         let hooks = state.hooks.clone();
@@ -245,6 +277,17 @@ impl App {
                 {
                     tracing::error!(error = %e, "srt listener stopped");
                     readiness.set("srt", false);
+                }
+            }));
+        }
+        if let Some(exporter) = metrics {
+            if let Ok(addr) = exporter.local_addr() {
+                tracing::info!(%addr, path = %config.metrics.path, "metrics endpoint");
+            }
+            let stop = listeners_stop.clone();
+            listener_tasks.push(tokio::spawn(async move {
+                if let Err(e) = exporter.serve(stop).await {
+                    tracing::error!(error = %e, "metrics endpoint stopped");
                 }
             }));
         }

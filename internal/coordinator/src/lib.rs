@@ -190,6 +190,15 @@ impl Coordinator {
         Ok(rt.status(desired))
     }
 
+    /// The status of every running stream (for metrics; no store access).
+    pub async fn running_statuses(&self) -> Vec<StreamStatus> {
+        let running = self.running.lock().await;
+        running
+            .values()
+            .map(|rt| rt.status(Desired::Running))
+            .collect()
+    }
+
     /// A stream config was created or changed. A running stream is stopped
     /// when disabled and restarted when its inputs changed; toggling
     /// `protocols.hls` starts or stops only its HLS publisher; other changes
