@@ -223,6 +223,7 @@ async fn lifecycle_events_reach_kafka_and_survive_a_broker_outage() {
     c.hooks.kafka_brokers = vec![format!("127.0.0.1:{port}")];
     let app = App::bind(c).await.unwrap();
     let hooks = app.hooks().unwrap();
+    let metrics = app.metrics_addr().unwrap();
     let s = serve(app);
 
     let (st, body) = call(
@@ -342,6 +343,21 @@ async fn lifecycle_events_reach_kafka_and_survive_a_broker_outage() {
     assert_eq!(
         buffered, 3,
         "other's created/started/stopped wait in the producer"
+    );
+    // The wait shows in the metrics.
+    let text = s
+        .client
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == "open_streamer_hook_buffered_events{type=\"kafka\"} 3"),
+        "{text}"
     );
     assert_eq!(k.delivered.load(Ordering::SeqCst), delivered_before);
 

@@ -12,9 +12,16 @@
 //! ([`KafkaSettings::queue`]) and by `message.timeout.ms`
 //! ([`KafkaSettings::message_timeout`]); a record that finds the queue full
 //! is dropped and counted, one that outlives the timeout is reported failed.
+//!
+//! Self-healing: an idempotent producer whose brokers lost its producer
+//! state (a cluster rebuilt from scratch, producer ids expired) is never
+//! accepted again and every record times out. So when records time out and
+//! none has been delivered since, the producer is replaced by a new one (at
+//! most once per `message_timeout`); the old one's queue is dropped (each
+//! record counted failed).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
@@ -36,6 +43,8 @@ pub struct Delivery {
 /// The producer's callbacks. Runs on the producer's polling thread.
 pub struct Context {
     stats: Arc<KafkaStats>,
+    /// Set when a record timed out, cleared when one is delivered.
+    stalled: Arc<AtomicBool>,
     /// Milliseconds since `created` of the last logged failure (+1; 0 = never).
     last_warn_ms: AtomicU64,
     created: Instant,
@@ -66,9 +75,13 @@ impl ProducerContext for Context {
         let outcome = match result {
             Ok(_) => {
                 self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                self.stalled.store(false, Ordering::Relaxed);
                 Ok(())
             }
             Err((e, _)) => {
+                if *e == KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut) {
+                    self.stalled.store(true, Ordering::Relaxed);
+                }
                 let n = self.stats.failed.fetch_add(1, Ordering::Relaxed) + 1;
                 self.warn_rate_limited("record not delivered", &format!("{e} (failed_total {n})"));
                 Err(e.to_string())
@@ -82,8 +95,12 @@ impl ProducerContext for Context {
 
 /// The shared producer.
 pub struct KafkaSink {
-    producer: ThreadedProducer<Context>,
+    settings: KafkaSettings,
     stats: Arc<KafkaStats>,
+    stalled: Arc<AtomicBool>,
+    /// The producer and when it was created. Locked only for a `send`, a
+    /// count or a swap (and for the final flush).
+    producer: Mutex<(ThreadedProducer<Context>, Instant)>,
 }
 
 /// Why a record was not queued.
@@ -110,29 +127,14 @@ impl KafkaSink {
         if settings.brokers.is_empty() {
             return Err("hooks.kafka_brokers is empty".into());
         }
-        let context = Context {
-            stats: stats.clone(),
-            last_warn_ms: AtomicU64::new(0),
-            created: Instant::now(),
-        };
-        let producer: ThreadedProducer<Context> = ClientConfig::new()
-            .set("bootstrap.servers", settings.brokers.join(","))
-            .set("client.id", "open-streamer")
-            .set("enable.idempotence", "true")
-            .set(
-                "queue.buffering.max.messages",
-                settings.queue.clamp(1, 10_000_000).to_string(),
-            )
-            .set(
-                "message.timeout.ms",
-                settings.message_timeout.as_millis().max(1).to_string(),
-            )
-            .set("linger.ms", "5")
-            .set("reconnect.backoff.ms", "100")
-            .set("reconnect.backoff.max.ms", "2000")
-            .create_with_context(context)
-            .map_err(|e| format!("cannot create the kafka producer: {e}"))?;
-        Ok(Self { producer, stats })
+        let stalled = Arc::new(AtomicBool::new(false));
+        let producer = create(settings, &stats, &stalled)?;
+        Ok(Self {
+            settings: settings.clone(),
+            stats,
+            stalled,
+            producer: Mutex::new((producer, Instant::now())),
+        })
     }
 
     pub fn stats(&self) -> &Arc<KafkaStats> {
@@ -141,7 +143,8 @@ impl KafkaSink {
 
     /// Records queued or in flight, not yet reported.
     pub fn buffered(&self) -> u64 {
-        u64::try_from(self.producer.in_flight_count()).unwrap_or(0)
+        let p = self.producer.lock().unwrap_or_else(PoisonError::into_inner);
+        u64::try_from(p.0.in_flight_count()).unwrap_or(0)
     }
 
     /// Queue one record; never waits. A full queue counts as dropped.
@@ -180,7 +183,11 @@ impl KafkaSink {
         let record = BaseRecord::with_opaque_to(topic, Box::new(Delivery { reply }))
             .key(key)
             .payload(value);
-        match self.producer.send(record) {
+        let mut p = self.producer.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.stalled.load(Ordering::Relaxed) && p.1.elapsed() >= self.settings.message_timeout {
+            self.replace(&mut p);
+        }
+        match p.0.send(record) {
             Ok(()) => Ok(()),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -193,11 +200,66 @@ impl KafkaSink {
         }
     }
 
+    /// Swap in a new producer; the old one is dropped off the runtime (its
+    /// drop purges its queue and joins its thread).
+    fn replace(&self, p: &mut (ThreadedProducer<Context>, Instant)) {
+        match create(&self.settings, &self.stats, &self.stalled) {
+            Ok(new) => {
+                tracing::warn!(
+                    dropped = p.0.in_flight_count(),
+                    "kafka hooks: records time out and none was delivered; producer replaced"
+                );
+                self.stalled.store(false, Ordering::Relaxed);
+                let old = std::mem::replace(p, (new, Instant::now())).0;
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => drop(rt.spawn_blocking(move || drop(old))),
+                    Err(_) => drop(old),
+                }
+            }
+            Err(e) => {
+                // Keep the old one; try again after another period.
+                p.1 = Instant::now();
+                tracing::error!(error = %e, "kafka hooks: cannot replace the producer");
+            }
+        }
+    }
+
     /// Wait (blocking the calling thread) up to `deadline` for queued
     /// records to be delivered. Call from a blocking context.
     pub fn flush(&self, deadline: Duration) {
-        if let Err(e) = self.producer.flush(deadline) {
-            tracing::warn!(error = %e, buffered = self.buffered(), "kafka hooks: not every record was delivered before shutdown");
+        let p = self.producer.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = p.0.flush(deadline) {
+            tracing::warn!(error = %e, buffered = p.0.in_flight_count(), "kafka hooks: not every record was delivered before shutdown");
         }
     }
+}
+
+fn create(
+    settings: &KafkaSettings,
+    stats: &Arc<KafkaStats>,
+    stalled: &Arc<AtomicBool>,
+) -> Result<ThreadedProducer<Context>, String> {
+    let context = Context {
+        stats: stats.clone(),
+        stalled: stalled.clone(),
+        last_warn_ms: AtomicU64::new(0),
+        created: Instant::now(),
+    };
+    ClientConfig::new()
+        .set("bootstrap.servers", settings.brokers.join(","))
+        .set("client.id", "open-streamer")
+        .set("enable.idempotence", "true")
+        .set(
+            "queue.buffering.max.messages",
+            settings.queue.clamp(1, 10_000_000).to_string(),
+        )
+        .set(
+            "message.timeout.ms",
+            settings.message_timeout.as_millis().max(1).to_string(),
+        )
+        .set("linger.ms", "5")
+        .set("reconnect.backoff.ms", "100")
+        .set("reconnect.backoff.max.ms", "2000")
+        .create_with_context(context)
+        .map_err(|e| format!("cannot create the kafka producer: {e}"))
 }
