@@ -314,5 +314,26 @@ async fn running_stream_is_scraped_with_sane_values() {
     assert_eq!(c.get("open_streamer_streams_running"), 0.0);
     let (ok, out) = promtool(&c.text);
     assert!(ok, "promtool:\n{out}");
+
+    // Started again: its counters start again from 0 (a counter reset, as
+    // Prometheus expects), they do not stay at the old run's value.
+    assert_eq!(
+        call(&s, Method::POST, "/streams/metered/start", None)
+            .await
+            .0,
+        200
+    );
+    wait_active(&s, "metered", 1).await;
+    let d = scrape(&client, maddr).await;
+    let again = d.get(&m("open_streamer_input_bytes_total"));
+    assert!(
+        again > 0.0 && again < bytes.1,
+        "after restart {again}, before {}",
+        bytes.1
+    );
+    assert!(d.get(&m("open_streamer_stream_uptime_seconds")) < uptime.1);
+    assert_eq!(d.get(&m("open_streamer_stream_active_input_priority")), 1.0);
+    // Event counters keep counting across the restart (process lifetime).
+    assert!(d.get(&m("open_streamer_input_failovers_total")) >= 1.0);
     s.stop().await;
 }

@@ -152,6 +152,7 @@ async fn render(inner: &Inner) -> String {
     let snap = inner.source.snapshot().await;
     let now = Instant::now();
     let mut live: HashSet<&str> = HashSet::new();
+    let mut fps_of: Vec<(&StreamSample, f64)> = Vec::with_capacity(snap.streams.len());
     {
         let mut marks = inner.marks.lock().unwrap_or_else(PoisonError::into_inner);
         marks.retain(|code, _| snap.streams.iter().any(|s| &s.code == code));
@@ -180,7 +181,8 @@ async fn render(inner: &Inner) -> String {
                     },
                 );
             }
-            set_stream(s, fps);
+            init_event_counters(&s.code);
+            fps_of.push((s, fps));
         }
     }
     gauge!(STREAMS_RUNNING).set(snap.streams.len() as f64);
@@ -196,6 +198,7 @@ async fn render(inner: &Inner) -> String {
     let h = handle();
     h.run_upkeep();
     let mut out = only_live(&h.render(), &live);
+    streams_text(&fps_of, &mut out);
     process_text(&process::sample(), &mut out);
     out
 }
@@ -224,36 +227,92 @@ fn process_text(p: &process::ProcessSample, out: &mut String) {
     }
 }
 
-fn set_stream(s: &StreamSample, fps: f64) {
-    let code = s.code.clone();
-    // Event-counted series exist (at 0) from the start, so that rate() and
-    // increase() see the first event.
+/// Event-counted series exist (at 0) from a stream's start, so that
+/// rate() and increase() see its first event.
+fn init_event_counters(code: &str) {
     for name in [
         INPUT_FAILOVERS_TOTAL,
         INPUT_DEGRADED_TOTAL,
         TRANSCODER_ERRORS_TOTAL,
     ] {
-        counter!(name, "stream" => code.clone()).increment(0);
+        counter!(name, "stream" => code.to_owned()).increment(0);
     }
-    gauge!(STREAM_UP, "stream" => code.clone()).set(if s.up { 1.0 } else { 0.0 });
-    gauge!(STREAM_UPTIME_SECONDS, "stream" => code.clone()).set(s.uptime_seconds);
-    gauge!(STREAM_ACTIVE_INPUT_PRIORITY, "stream" => code.clone())
-        .set(s.active_input_priority.map_or(-1.0, f64::from));
-    counter!(INPUT_BYTES_TOTAL, "stream" => code.clone()).absolute(s.input_bytes);
-    gauge!(INPUT_RATE_BYTES, "stream" => code.clone()).set(s.input_bytes_per_second);
-    counter!(INPUT_RECONNECTS_TOTAL, "stream" => code.clone()).absolute(s.input_reconnects);
-    counter!(VIDEO_FRAMES_TOTAL, "stream" => code.clone()).absolute(s.video_frames);
-    gauge!(VIDEO_FPS, "stream" => code.clone()).set(fps);
-    if let Some(h) = &s.hub {
-        counter!(HUB_CHUNKS_TOTAL, "stream" => code.clone()).absolute(h.chunks_total);
-        gauge!(HUB_BUFFER_CHUNKS, "stream" => code.clone())
-            .set(h.chunks_total.min(h.capacity) as f64);
-        gauge!(HUB_BUFFER_CAPACITY_CHUNKS, "stream" => code.clone()).set(h.capacity as f64);
-        gauge!(HUB_READER_DEPTH_CHUNKS, "stream" => code.clone()).set(h.depth as f64);
-        gauge!(HUB_READERS, "stream" => code.clone()).set(h.readers as f64);
-        counter!(HUB_DROPPED_CHUNKS_TOTAL, "stream" => code.clone()).absolute(h.dropped_total);
-        counter!(HUB_READER_LAGS_TOTAL, "stream" => code).absolute(h.lags_total);
+}
+
+type Get = fn(&StreamSample, f64) -> Option<f64>;
+
+/// The per-stream series of the snapshot, written directly: their values
+/// are the components' own counters, which restart from 0 with a stream
+/// (the facade's counters could only grow), and a stopped stream simply has
+/// no sample.
+const STREAM_SERIES: [(&str, Get); 15] = [
+    (STREAM_UP, |s, _| Some(if s.up { 1.0 } else { 0.0 })),
+    (STREAM_UPTIME_SECONDS, |s, _| Some(s.uptime_seconds)),
+    (STREAM_ACTIVE_INPUT_PRIORITY, |s, _| {
+        Some(s.active_input_priority.map_or(-1.0, f64::from))
+    }),
+    (INPUT_BYTES_TOTAL, |s, _| Some(s.input_bytes as f64)),
+    (INPUT_RATE_BYTES, |s, _| Some(s.input_bytes_per_second)),
+    (INPUT_RECONNECTS_TOTAL, |s, _| {
+        Some(s.input_reconnects as f64)
+    }),
+    (VIDEO_FRAMES_TOTAL, |s, _| Some(s.video_frames as f64)),
+    (VIDEO_FPS, |_, fps| Some(fps)),
+    (HUB_CHUNKS_TOTAL, |s, _| {
+        s.hub.map(|h| h.chunks_total as f64)
+    }),
+    (HUB_BUFFER_CHUNKS, |s, _| {
+        s.hub.map(|h| h.chunks_total.min(h.capacity) as f64)
+    }),
+    (HUB_BUFFER_CAPACITY_CHUNKS, |s, _| {
+        s.hub.map(|h| h.capacity as f64)
+    }),
+    (HUB_READER_DEPTH_CHUNKS, |s, _| {
+        s.hub.map(|h| h.depth as f64)
+    }),
+    (HUB_READERS, |s, _| s.hub.map(|h| h.readers as f64)),
+    (HUB_DROPPED_CHUNKS_TOTAL, |s, _| {
+        s.hub.map(|h| h.dropped_total as f64)
+    }),
+    (HUB_READER_LAGS_TOTAL, |s, _| {
+        s.hub.map(|h| h.lags_total as f64)
+    }),
+];
+
+/// Whether `name` is written by [`streams_text`] (not by the recorder).
+pub(crate) fn is_scraped(name: &str) -> bool {
+    STREAM_SERIES.iter().any(|(n, _)| *n == name)
+}
+
+fn streams_text(streams: &[(&StreamSample, f64)], out: &mut String) {
+    use std::fmt::Write;
+    for (name, get) in STREAM_SERIES {
+        let Some((_, kind, _, help)) = ALL.iter().find(|m| m.0 == name) else {
+            continue;
+        };
+        let kind = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        let mut header = false;
+        for (s, fps) in streams {
+            let Some(v) = get(s, *fps).filter(|v| v.is_finite()) else {
+                continue;
+            };
+            if !header {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                header = true;
+            }
+            let _ = writeln!(out, "{name}{{stream=\"{}\"}} {v}", escape(&s.code));
+        }
     }
+}
+
+/// A label value as the text format wants it.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The exposition without the samples of streams that are not running
@@ -319,6 +378,40 @@ mod tests {
             only_live(text, &live),
             "# HELP a_total A\n# TYPE a_total counter\na_total{stream=\"on\"} 1\n# TYPE c gauge\nc 4\n"
         );
+    }
+
+    #[test]
+    fn stream_series_are_written_per_running_stream() {
+        let a = StreamSample {
+            code: "a".into(),
+            up: true,
+            input_bytes: 10,
+            ..StreamSample::default()
+        };
+        let b = StreamSample {
+            code: "b".into(),
+            hub: Some(HubSample {
+                chunks_total: 5,
+                capacity: 3,
+                ..HubSample::default()
+            }),
+            ..StreamSample::default()
+        };
+        let mut out = String::new();
+        streams_text(&[(&a, 25.0), (&b, f64::NAN)], &mut out);
+        assert!(out.contains("# TYPE open_streamer_input_bytes_total counter\nopen_streamer_input_bytes_total{stream=\"a\"} 10\nopen_streamer_input_bytes_total{stream=\"b\"} 0\n"), "{out}");
+        assert!(out.contains("open_streamer_video_frames_per_second{stream=\"a\"} 25\n"));
+        assert!(
+            !out.contains("open_streamer_video_frames_per_second{stream=\"b\"}"),
+            "NaN left out"
+        );
+        assert!(out.contains("open_streamer_hub_buffer_chunks{stream=\"b\"} 3\n"));
+        assert!(
+            !out.contains("open_streamer_hub_buffer_chunks{stream=\"a\"}"),
+            "no hub, no sample"
+        );
+        assert_eq!(out.matches("# HELP open_streamer_stream_up ").count(), 1);
+        assert_eq!(escape("x\"y\\"), "x\\\"y\\\\");
     }
 
     #[test]

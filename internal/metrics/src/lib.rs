@@ -189,10 +189,10 @@ pub fn count_events(bus: &os_events::EventBus) -> tokio::task::JoinHandle<()> {
 }
 
 fn describe_all() {
-    // Process series are written by the exporter itself.
+    // Process and per-stream snapshot series are written by the exporter itself.
     for (name, kind, unit, help) in names::ALL
         .iter()
-        .filter(|m| !m.0.starts_with("open_streamer_process_"))
+        .filter(|m| !m.0.starts_with("open_streamer_process_") && !exporter::is_scraped(m.0))
     {
         let unit = unit.and_then(Unit::from_string);
         match (kind, unit) {
