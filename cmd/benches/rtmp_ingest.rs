@@ -181,6 +181,7 @@ fn run_ours(
         .env("OPEN_STREAMER_LISTENERS_RTMP_LISTEN_HOST", "127.0.0.1")
         .env("OPEN_STREAMER_LISTENERS_RTMP_PORT", rtmp.to_string())
         .env("OPEN_STREAMER_LISTENERS_SRT_ENABLED", "false")
+        .env("OPEN_STREAMER_METRICS_ADDR", "")
         .env("OPEN_STREAMER_LOG_LEVEL", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

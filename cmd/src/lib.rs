@@ -7,6 +7,7 @@
 
 mod listeners;
 pub mod logging;
+mod metrics;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use os_hub::Hub;
 use os_ingest::PushRegistry;
 use os_store::{Store, StoreError, json::JsonStore};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// Why the server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,8 @@ pub struct App {
     rtmp: Option<TcpListener>,
     /// The shared SRT listener socket, when enabled.
     srt: Option<tokio::net::UdpSocket>,
+    /// The Prometheus endpoint, unless `metrics.addr` is empty.
+    metrics: Option<os_metrics::Exporter>,
 }
 
 impl App {
@@ -125,11 +129,18 @@ impl App {
         let hub = Arc::new(Hub::new());
         let registry = PushRegistry::new();
         let events = Arc::new(EventBus::new());
+        if !config.metrics.addr.is_empty() {
+            os_metrics::count_events(&events);
+        }
         let hooks = Dispatcher::start(
             store.clone(),
             &events,
             DispatcherConfig {
                 worker_count: config.hooks.worker_count,
+                kafka: os_hooks::KafkaSettings {
+                    brokers: config.hooks.kafka_brokers.clone(),
+                    ..os_hooks::KafkaSettings::default()
+                },
                 ..DispatcherConfig::default()
             },
         );
@@ -149,8 +160,27 @@ impl App {
                     ..CoordinatorConfig::default()
                 },
             )
-            .with_events(events),
+            .with_events(events.clone()),
         );
+        let metrics = if config.metrics.addr.is_empty() {
+            None
+        } else {
+            let addr =
+                parse_listen_addr(&config.metrics.addr).map_err(|reason| AppError::Config {
+                    key: "metrics.addr",
+                    reason,
+                })?;
+            let source = metrics::Source::new(coordinator.clone(), hooks.clone(), events);
+            Some(
+                os_metrics::Exporter::bind(addr, &config.metrics.path, Arc::new(source))
+                    .await
+                    .map_err(|source| AppError::Bind {
+                        key: "metrics.addr",
+                        addr,
+                        source,
+                    })?,
+            )
+        };
         let token = config.server.api_token.trim();
         let state = AppState::new(
             store,
@@ -170,6 +200,7 @@ impl App {
             state,
             rtmp,
             srt,
+            metrics,
         })
     }
 
@@ -186,6 +217,16 @@ impl App {
     /// The event bus (for in-process consumers such as tests and benchmarks).
     pub fn events(&self) -> Arc<EventBus> {
         self.state.coordinator.events().clone()
+    }
+
+    /// The address of the Prometheus endpoint, unless disabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|m| m.local_addr().ok())
+    }
+
+    /// The hooks dispatcher (delivery counters).
+    pub fn hooks(&self) -> Option<Arc<Dispatcher>> {
+        self.state.hooks.clone()
     }
 
     /// The address of the shared RTMP listener, when enabled.
@@ -212,6 +253,7 @@ impl App {
             state,
             rtmp,
             srt,
+            metrics,
         } = self;
         let coordinator = state.coordinator.clone();
         let hooks = state.hooks.clone();
@@ -224,6 +266,18 @@ impl App {
             srt,
             Duration::from_millis(u64::from(config.listeners.srt.latency_ms)),
         );
+        let metrics_stop = CancellationToken::new();
+        let metrics_task = metrics.map(|exporter| {
+            if let Ok(addr) = exporter.local_addr() {
+                tracing::info!(%addr, path = %config.metrics.path, "metrics endpoint");
+            }
+            let stop = metrics_stop.clone();
+            tokio::spawn(async move {
+                if let Err(e) = exporter.serve(stop).await {
+                    tracing::error!(error = %e, "metrics endpoint stopped");
+                }
+            })
+        });
         coordinator.resume().await;
 
         let cors = config.server.cors;
@@ -242,6 +296,10 @@ impl App {
         let stop_all = async {
             listeners.stop_media().await;
             coordinator.shutdown().await;
+            metrics_stop.cancel();
+            if let Some(task) = metrics_task {
+                let _ = task.await;
+            }
         };
         let started = tokio::time::Instant::now();
         if tokio::time::timeout(deadline, stop_all).await.is_err() {

@@ -331,7 +331,7 @@ async fn hooks_crud_and_validation() {
     let (st, body) = call(&s, Method::POST, "/hooks", Some(hook)).await;
     assert_eq!(st, 409, "{body}");
 
-    // Kafka hooks are stored; delivery comes later.
+    // Kafka hooks are stored; without hooks.kafka_brokers they are not delivered.
     let (st, _) = call(
         &s,
         Method::POST,

@@ -108,7 +108,8 @@ fn invalid_config_exits_2_naming_the_key() {
         cmd.current_dir(dir.path())
             .args(args)
             .env("OPEN_STREAMER_LISTENERS_RTMP_PORT", "0")
-            .env("OPEN_STREAMER_LISTENERS_SRT_PORT", "0");
+            .env("OPEN_STREAMER_LISTENERS_SRT_PORT", "0")
+            .env("OPEN_STREAMER_METRICS_ADDR", "");
         for (k, v) in env {
             cmd.env(k, v);
         }

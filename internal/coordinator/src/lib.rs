@@ -204,6 +204,15 @@ impl Coordinator {
         Ok(rt.status(desired))
     }
 
+    /// The status of every running stream (for metrics; no store access).
+    pub async fn running_statuses(&self) -> Vec<StreamStatus> {
+        let running = self.running.lock().await;
+        running
+            .values()
+            .map(|rt| rt.status(Desired::Running))
+            .collect()
+    }
+
     /// Refuse an update that could not be applied to the running server,
     /// before anything is saved or touched: a push key (RTMP/SRT listener)
     /// already used by another running stream.

@@ -13,10 +13,15 @@
 //! its own lane; when its queue is full its new events are dropped and
 //! counted. Neither the bus nor the other hooks ever wait for it.
 //!
-//! Kafka hooks are accepted by the API but not delivered yet: each event
-//! for one is counted in [`Stats::kafka_unavailable`] and logged once per hook.
+//! Kafka hooks (feature `kafka`) share one producer (see [`kafka`]): the
+//! router hands each record to it without waiting; delivery reports are
+//! counted in [`KafkaStats`]. In a build without the feature, or with no
+//! `hooks.kafka_brokers`, each event for a Kafka hook is counted in
+//! [`Stats::kafka_unavailable`] and logged once per hook.
 
 mod deliver;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -34,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 pub use deliver::{Backoff, Deliverer, DeliveryReport, Payload, sign};
 
 /// Dispatcher settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DispatcherConfig {
     /// `hooks.worker_count`: requests in flight at once, over all hooks.
     pub worker_count: usize,
@@ -43,6 +48,43 @@ pub struct DispatcherConfig {
     /// Events waiting between the bus and the router.
     pub bus_queue: usize,
     pub backoff: Backoff,
+    /// The Kafka producer (used only in builds with the `kafka` feature).
+    pub kafka: KafkaSettings,
+}
+
+/// Kafka producer settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSettings {
+    /// `host:port` of the bootstrap brokers (`hooks.kafka_brokers`); empty
+    /// = Kafka hooks are not delivered.
+    pub brokers: Vec<String>,
+    /// Records waiting for the brokers, at most; more are dropped and
+    /// counted (librdkafka `queue.buffering.max.messages`).
+    pub queue: usize,
+    /// How long a record may wait for the brokers before it is counted
+    /// failed (librdkafka `message.timeout.ms`).
+    pub message_timeout: Duration,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self {
+            brokers: Vec::new(),
+            queue: 10_000,
+            message_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Kafka delivery counters since start.
+#[derive(Debug, Default)]
+pub struct KafkaStats {
+    /// Records acknowledged by a broker.
+    pub delivered: AtomicU64,
+    /// Records the producer gave up on (timeout, broker error).
+    pub failed: AtomicU64,
+    /// Records refused because the producer's queue was full.
+    pub dropped: AtomicU64,
 }
 
 impl Default for DispatcherConfig {
@@ -52,6 +94,7 @@ impl Default for DispatcherConfig {
             queue_per_hook: 256,
             bus_queue: os_events::DEFAULT_QUEUE,
             backoff: Backoff::default(),
+            kafka: KafkaSettings::default(),
         }
     }
 }
@@ -70,8 +113,11 @@ pub struct Stats {
     pub failed: AtomicU64,
     /// Events dropped because the hook's queue was full.
     pub dropped: AtomicU64,
-    /// Events for Kafka hooks, which cannot be delivered yet.
+    /// Events for Kafka hooks that could not be handed to a producer (no
+    /// `kafka` feature, no brokers configured, producer creation failed).
     pub kafka_unavailable: AtomicU64,
+    /// Kafka deliveries (shared with the producer's callbacks).
+    pub kafka: Arc<KafkaStats>,
 }
 
 impl Stats {
@@ -89,6 +135,8 @@ struct Shared {
     /// Fired when the shutdown deadline passes: in-flight attempts and
     /// backoff pauses end at once.
     abort: CancellationToken,
+    #[cfg(feature = "kafka")]
+    kafka: Option<kafka::KafkaSink>,
 }
 
 pub struct Dispatcher {
@@ -102,12 +150,30 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Subscribe to `bus` and start routing events.
     pub fn start(store: Arc<dyn Store>, bus: &EventBus, config: DispatcherConfig) -> Arc<Self> {
+        let stats = Stats::default();
+        #[cfg(feature = "kafka")]
+        let kafka = if config.kafka.brokers.is_empty() {
+            None
+        } else {
+            match kafka::KafkaSink::new(&config.kafka, stats.kafka.clone()) {
+                Ok(sink) => {
+                    tracing::info!(brokers = %config.kafka.brokers.join(","), "kafka hooks: producer ready");
+                    Some(sink)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "kafka hooks: no producer; kafka hooks are skipped");
+                    None
+                }
+            }
+        };
         let shared = Arc::new(Shared {
             deliverer: Deliverer::new(),
             pool: Semaphore::new(config.worker_count.max(1)),
-            stats: Stats::default(),
+            stats,
             backoff: config.backoff,
             abort: CancellationToken::new(),
+            #[cfg(feature = "kafka")]
+            kafka,
         });
         let rx = bus.subscribe("hooks", config.bus_queue);
         let stop = CancellationToken::new();
@@ -131,6 +197,16 @@ impl Dispatcher {
         &self.shared.stats
     }
 
+    /// Kafka records queued or in flight, not yet acknowledged (0 without a
+    /// producer).
+    pub fn kafka_buffered(&self) -> u64 {
+        #[cfg(feature = "kafka")]
+        if let Some(k) = &self.shared.kafka {
+            return k.buffered();
+        }
+        0
+    }
+
     /// Send a test event (`stream.created`, `stream_code "_test_"`,
     /// `data {test: true, hook_id}`) to `hook` now, outside its lane and the
     /// worker pool, with the hook's own timeout and retries. Enabled or not.
@@ -140,14 +216,6 @@ impl Dispatcher {
             "_test_",
             serde_json::json!({"test": true, "hook_id": hook.id}),
         );
-        if hook.hook_type == HookType::Kafka {
-            return DeliveryReport {
-                delivered: false,
-                status: None,
-                attempts: 0,
-                error: Some("kafka delivery is not available yet".into()),
-            };
-        }
         let body = match serde_json::to_vec(&event) {
             Ok(b) => Bytes::from(b),
             Err(e) => {
@@ -159,6 +227,9 @@ impl Dispatcher {
                 };
             }
         };
+        if hook.hook_type == HookType::Kafka {
+            return self.test_kafka(hook, &event, &body).await;
+        }
         let payload = Payload {
             event_type: event.event_type.as_str(),
             event_id: &event.id,
@@ -176,6 +247,28 @@ impl Dispatcher {
             .await
     }
 
+    #[cfg(feature = "kafka")]
+    async fn test_kafka(&self, hook: &Hook, event: &Event, body: &[u8]) -> DeliveryReport {
+        let Some(sink) = &self.shared.kafka else {
+            return kafka_unavailable_report();
+        };
+        let timeout = Duration::from_secs(u64::from(hook.timeout_sec.max(1)));
+        let result = sink
+            .send_and_wait(hook.target.trim(), &event.stream_code, body, timeout)
+            .await;
+        DeliveryReport {
+            delivered: result.is_ok(),
+            status: None,
+            attempts: 1,
+            error: result.err(),
+        }
+    }
+
+    #[cfg(not(feature = "kafka"))]
+    async fn test_kafka(&self, _hook: &Hook, _event: &Event, _body: &[u8]) -> DeliveryReport {
+        kafka_unavailable_report()
+    }
+
     /// Stop taking events, then let queued and in-flight deliveries finish
     /// for at most `deadline`; after that they are abandoned. Events still
     /// waiting in the bus queue when this is called are routed first.
@@ -184,6 +277,7 @@ impl Dispatcher {
         let Some(task) = self.router.lock().await.take() else {
             return;
         };
+        let started = tokio::time::Instant::now();
         let abort = self.shared.abort.clone();
         let mut task = task;
         if tokio::time::timeout(deadline, &mut task).await.is_err() {
@@ -192,6 +286,33 @@ impl Dispatcher {
             // Every await of a lane ends on `abort`; this returns promptly.
             let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
         }
+        #[cfg(feature = "kafka")]
+        if self.shared.kafka.is_some() {
+            // librdkafka's flush blocks its thread; keep it off the runtime.
+            let shared = self.shared.clone();
+            let left = deadline.saturating_sub(started.elapsed());
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Some(k) = &shared.kafka {
+                    k.flush(left);
+                }
+            })
+            .await;
+        }
+        #[cfg(not(feature = "kafka"))]
+        let _ = started;
+    }
+}
+
+fn kafka_unavailable_report() -> DeliveryReport {
+    DeliveryReport {
+        delivered: false,
+        status: None,
+        attempts: 0,
+        error: Some(if cfg!(feature = "kafka") {
+            "kafka hooks are not delivered: hooks.kafka_brokers is empty".into()
+        } else {
+            "kafka hooks are not delivered: this build has no kafka support".into()
+        }),
     }
 }
 
@@ -258,13 +379,6 @@ impl Router {
             if !hook.enabled || !subscribed(&hook, event.event_type) {
                 continue;
             }
-            if hook.hook_type == HookType::Kafka {
-                Stats::add(&self.shared.stats.kafka_unavailable);
-                if self.kafka_warned.insert(hook.id.clone()) {
-                    tracing::warn!(hook = %hook.id, "kafka hook: delivery is not available yet; events are skipped");
-                }
-                continue;
-            }
             let body = match &body {
                 Some(b) => b.clone(),
                 None => match serde_json::to_vec(&*event) {
@@ -275,6 +389,10 @@ impl Router {
                     }
                 },
             };
+            if hook.hook_type == HookType::Kafka {
+                self.route_kafka(&hook, &event, &body);
+                continue;
+            }
             let job = Job {
                 event: event.clone(),
                 body,
@@ -291,6 +409,34 @@ impl Router {
                     );
                 }
             }
+        }
+    }
+
+    /// Hand the record to the producer; never waits.
+    fn route_kafka(&mut self, hook: &Hook, event: &Event, body: &[u8]) {
+        #[cfg(feature = "kafka")]
+        if let Some(sink) = &self.shared.kafka {
+            if let Err(e) = sink.send(hook.target.trim(), &event.stream_code, body) {
+                let n = match e {
+                    kafka::SendError::QueueFull => {
+                        self.shared.stats.kafka.dropped.load(Ordering::Relaxed)
+                    }
+                    kafka::SendError::Other(_) => {
+                        self.shared.stats.kafka.failed.load(Ordering::Relaxed)
+                    }
+                };
+                // Log the first and then every 100th.
+                if n % 100 == 1 {
+                    tracing::warn!(hook = %hook.id, event = %event.event_type, error = %e, total = n, "kafka hook: event not queued");
+                }
+            }
+            return;
+        }
+        let _ = (event, body);
+        Stats::add(&self.shared.stats.kafka_unavailable);
+        if self.kafka_warned.insert(hook.id.clone()) {
+            tracing::warn!(hook = %hook.id, "kafka hook: not delivered ({}); events are skipped",
+                if cfg!(feature = "kafka") { "no hooks.kafka_brokers or no producer" } else { "no kafka support in this build" });
         }
     }
 

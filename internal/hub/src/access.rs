@@ -92,6 +92,11 @@ impl Splitter {
         self.scanner.video()
     }
 
+    /// Video frames (PES starts) split since the last call.
+    pub fn take_pictures(&mut self) -> u64 {
+        self.scanner.take_pictures()
+    }
+
     fn is_psi(&self, pid: u16) -> bool {
         pid == PID_PAT || Some(pid) == self.pmt_pid
     }

@@ -70,6 +70,8 @@ pub(crate) struct Counters {
     pub dropped: AtomicU64,
     /// How many times a reader fell behind.
     pub lag_events: AtomicU64,
+    /// Video frames (PES starts) written through `write`.
+    pub video_frames: AtomicU64,
 }
 
 /// A ring of MPEG-TS chunks for one buffer id, with any number of readers.
@@ -168,6 +170,10 @@ impl Buffer {
         let st = &mut *st;
         st.pieces.clear();
         st.splitter.split(data, &mut st.pieces);
+        let frames = st.splitter.take_pictures();
+        self.counters
+            .video_frames
+            .fetch_add(frames, Ordering::Relaxed);
         for piece in st.pieces.drain(..) {
             let disc = std::mem::take(&mut st.discontinuity);
             self.publish(piece.data, piece.entry, piece.access_point, disc);
@@ -307,6 +313,7 @@ impl Buffer {
             access_points: self.counters.access_points.load(Ordering::Relaxed),
             dropped: self.counters.dropped.load(Ordering::Relaxed),
             lag_events: self.counters.lag_events.load(Ordering::Relaxed),
+            video_frames: self.counters.video_frames.load(Ordering::Relaxed),
             video: video.map(|(_, c)| c),
             closed: self.is_closed(),
             readers,

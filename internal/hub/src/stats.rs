@@ -18,6 +18,9 @@ pub struct BufferStats {
     pub dropped: u64,
     /// Times any reader fell behind.
     pub lag_events: u64,
+    /// Video frames (PES starts) written through `Buffer::write` (not
+    /// counted for `write_raw`).
+    pub video_frames: u64,
     /// Video codec learned from the PMT, if any.
     pub video: Option<Codec>,
     pub closed: bool,

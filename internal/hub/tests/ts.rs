@@ -101,6 +101,8 @@ fn in_step_raw_reader_gets_the_exact_stream_and_keyframes_are_cut() {
         let st = buf.stats();
         assert_eq!(st.access_points, 3);
         assert!(st.video.is_some());
+        // One video PES per frame (ffprobe counts 75 video packets).
+        assert_eq!(st.video_frames, 75, "{name}");
         // Concatenation of what the raw reader got == the input.
         let again = Arc::new(Buffer::new("again", 10_000));
         let mut r = again.subscribe_raw("raw");

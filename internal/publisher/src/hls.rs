@@ -77,10 +77,11 @@ async fn run(code: String, buffer: Arc<Buffer>, config: HlsConfig, cancel: Cance
                 Err(_closed) => break,
             },
         };
-        if let Some(done) = segmenter.push(item, Instant::now(), Utc::now())
-            && let Err(e) = writer.add(done).await
-        {
-            tracing::warn!(stream = %code, error = %e, "hls: cannot write segment");
+        if let Some(done) = segmenter.push(item, Instant::now(), Utc::now()) {
+            match writer.add(done).await {
+                Ok(()) => os_metrics::segment_written(&code, os_metrics::Format::Hls),
+                Err(e) => tracing::warn!(stream = %code, error = %e, "hls: cannot write segment"),
+            }
         }
     }
     drop(reader);

@@ -114,6 +114,8 @@ pub struct KeyframeScanner {
     pmt_pid: Option<u16>,
     /// CRCs of the last PAT and PMT parsed: repetitions are skipped.
     last_crc: [Option<[u8; 4]>; 2],
+    /// Video PES starts seen (≈ frames), since the last `take_pictures`.
+    pictures: u64,
 }
 
 impl KeyframeScanner {
@@ -137,6 +139,12 @@ impl KeyframeScanner {
     /// The video PID and codec in use, once known.
     pub fn video(&self) -> Option<(u16, Codec)> {
         self.video
+    }
+
+    /// Video PES starts (one per frame in practice) seen since the last
+    /// call; resets the count.
+    pub fn take_pictures(&mut self) -> u64 {
+        std::mem::take(&mut self.pictures)
     }
 
     /// Append to `out` the offsets (within `chunk`) of the packets that start
@@ -231,6 +239,7 @@ impl KeyframeScanner {
         match self.video {
             Some((vpid, codec)) if vpid == pid => {
                 if pusi {
+                    self.pictures += 1;
                     *pending = None;
                     match packet_keyframe(pkt, codec) {
                         Inspect::Key => out.push(offset),
