@@ -205,11 +205,10 @@ impl TsToFlv {
                 Event::Params(changed) => {
                     if let (Some(a), TrackParams::Audio(p)) = (&mut self.audio, &changed.params)
                         && a.id == changed.track
+                        && a.params.as_ref() != Some(p)
                     {
-                        if a.params.as_ref() != Some(p) {
-                            a.params = Some(p.clone());
-                            self.audio_params_changed(out);
-                        }
+                        a.params = Some(p.clone());
+                        self.audio_params_changed(out);
                     }
                 }
                 Event::AccessUnit(au) => self.unit(au, out),
