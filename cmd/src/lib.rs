@@ -47,7 +47,7 @@ pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
-    /// The shared RTMP listener (push ingest; play later), when enabled.
+    /// The shared RTMP listener (push ingest and play), when enabled.
     rtmp: Option<TcpListener>,
     /// The shared SRT listener socket, when enabled.
     srt: Option<tokio::net::UdpSocket>,
@@ -206,15 +206,18 @@ impl App {
         let coordinator = state.coordinator.clone();
         let hooks = state.hooks.clone();
         let listeners_stop = CancellationToken::new();
+        let players =
+            os_ingest::Players::new(coordinator.hub().clone(), coordinator.play_gate().clone());
         let mut listener_tasks: Vec<JoinHandle<()>> = Vec::new();
         if let Some(rtmp) = rtmp {
             if let Ok(addr) = rtmp.local_addr() {
                 tracing::info!(%addr, "rtmp listener");
             }
             state.readiness.set("rtmp", true);
-            listener_tasks.push(tokio::spawn(os_ingest::rtmp::serve_listener(
+            listener_tasks.push(tokio::spawn(os_ingest::rtmp::serve_listener_with(
                 rtmp,
                 coordinator.registry().clone(),
+                Some(players.clone()),
                 listeners_stop.clone(),
             )));
         }
@@ -230,9 +233,16 @@ impl App {
             let registry = coordinator.registry().clone();
             let stop = listeners_stop.clone();
             let readiness = state.readiness.clone();
+            let players = players.clone();
             listener_tasks.push(tokio::spawn(async move {
-                if let Err(e) =
-                    os_ingest::srt::serve_listener(socket, srt_config, registry, stop).await
+                if let Err(e) = os_ingest::srt::serve_listener_with(
+                    socket,
+                    srt_config,
+                    registry,
+                    Some(players),
+                    stop,
+                )
+                .await
                 {
                     tracing::error!(error = %e, "srt listener stopped");
                     readiness.set("srt", false);

@@ -23,7 +23,7 @@ use chrono::Utc;
 use os_domain::Stream;
 use os_events::{EventBus, EventType};
 use os_hub::Hub;
-use os_ingest::PushRegistry;
+use os_ingest::{PlayGate, PlayProtocol, PushRegistry};
 use os_store::{Store, StoreError};
 use tokio::sync::Mutex;
 
@@ -70,6 +70,8 @@ pub struct Coordinator {
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
     registry: Arc<PushRegistry>,
+    /// Which streams players may play over RTMP/SRT/RTSP.
+    play_gate: Arc<PlayGate>,
     config: CoordinatorConfig,
     /// Running streams by code. Locked for map changes and for the short
     /// start/stop sequences of one stream; never held while waiting on the
@@ -90,6 +92,7 @@ impl Coordinator {
             store,
             hub,
             registry,
+            play_gate: PlayGate::new(),
             config,
             running: Mutex::new(HashMap::new()),
             events: Arc::new(EventBus::new()),
@@ -100,6 +103,16 @@ impl Coordinator {
     pub fn with_events(mut self, bus: Arc<EventBus>) -> Self {
         self.events = bus;
         self
+    }
+
+    /// Use `gate` for play admission (shared with the listeners).
+    pub fn with_play_gate(mut self, gate: Arc<PlayGate>) -> Self {
+        self.play_gate = gate;
+        self
+    }
+
+    pub fn play_gate(&self) -> &Arc<PlayGate> {
+        &self.play_gate
     }
 
     pub fn events(&self) -> &Arc<EventBus> {
@@ -214,6 +227,18 @@ impl Coordinator {
                             hls_stopping = rt.detach_hls();
                         }
                     }
+                    for (protocol, was, now) in play_flags(&rt.stream, new) {
+                        if was != now {
+                            if now {
+                                rt.start_play(&self.play_gate, protocol);
+                            } else {
+                                rt.detach_play(protocol);
+                            }
+                        }
+                    }
+                    rt.stream.protocols.rtmp = new.protocols.rtmp;
+                    rt.stream.protocols.srt = new.protocols.srt;
+                    rt.stream.protocols.rtsp = new.protocols.rtsp;
                     None
                 }
             }
@@ -280,6 +305,11 @@ impl Coordinator {
         if stream.protocols.hls {
             rt.start_hls(self.config.hls.clone());
         }
+        for (protocol, _, on) in play_flags(stream, stream) {
+            if on {
+                rt.start_play(&self.play_gate, protocol);
+            }
+        }
         tracing::info!(stream = %stream.code, inputs = stream.inputs.len(), "stream started");
         self.events.emit(
             EventType::StreamStarted,
@@ -300,4 +330,13 @@ impl Coordinator {
                 .emit(EventType::StreamStopped, code, serde_json::json!({}));
         }
     }
+}
+
+/// `(protocol, in old, in new)` for the play protocols of the shared listeners.
+fn play_flags(old: &Stream, new: &Stream) -> [(PlayProtocol, bool, bool); 3] {
+    [
+        (PlayProtocol::Rtmp, old.protocols.rtmp, new.protocols.rtmp),
+        (PlayProtocol::Srt, old.protocols.srt, new.protocols.srt),
+        (PlayProtocol::Rtsp, old.protocols.rtsp, new.protocols.rtsp),
+    ]
 }

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use os_domain::Stream;
 use os_events::{EventBus, EventType};
 use os_hub::Buffer;
-use os_ingest::{InputStats, InputWorker, Outcome, PushRegistry};
+use os_ingest::{
+    InputStats, InputWorker, Outcome, PlayGate, PlayOpening, PlayProtocol, PushRegistry,
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +34,10 @@ pub(crate) struct Runtime {
     /// The HLS publisher, when `protocols.hls` (its token is a child of
     /// `cancel`, so stopping the stream stops it too).
     hls: Option<(CancellationToken, JoinHandle<()>)>,
+    /// Play over the shared listeners (`protocols.rtmp` / `.srt` / `.rtsp`):
+    /// held while open; dropping one disconnects that protocol's players.
+    play: Vec<PlayOpening>,
+    play_protocols: Vec<PlayProtocol>,
 }
 
 impl Runtime {
@@ -67,6 +73,8 @@ impl Runtime {
             active,
             supervisor,
             hls: None,
+            play: Vec::new(),
+            play_protocols: Vec::new(),
         }
     }
 
@@ -83,6 +91,23 @@ impl Runtime {
             cancel.clone(),
         );
         self.hls = Some((cancel, task));
+    }
+
+    /// Let players play the stream over `protocol` (no-op when open).
+    pub(crate) fn start_play(&mut self, gate: &Arc<PlayGate>, protocol: PlayProtocol) {
+        if self.play_protocols.contains(&protocol) {
+            return;
+        }
+        self.play.push(gate.open(protocol, &self.stream.code));
+        self.play_protocols.push(protocol);
+    }
+
+    /// Close play over `protocol`: its players are disconnected.
+    pub(crate) fn detach_play(&mut self, protocol: PlayProtocol) {
+        if let Some(i) = self.play_protocols.iter().position(|p| *p == protocol) {
+            self.play_protocols.remove(i);
+            self.play.remove(i);
+        }
     }
 
     /// Cancel the HLS publisher and hand back its task, so the caller can
@@ -104,6 +129,7 @@ impl Runtime {
     pub(crate) async fn stop(mut self, timeout: Duration) {
         // Owned here (already out of the coordinator's map): waiting is fine.
         self.cancel.cancel();
+        self.play.clear();
         self.stop_hls(timeout).await;
         let code = self.stream.code.clone();
         if tokio::time::timeout(timeout, self.supervisor)

@@ -98,7 +98,10 @@ pub struct TsToFlv {
     rebaser: Rebaser,
     /// Output ms = rebased ms - base.
     base: Option<i64>,
+    /// Last timestamp out (any track), for headers.
     last_ts: u32,
+    /// Last timestamp per track kind (video, audio): each stays monotonic.
+    last_track_ts: [u32; 2],
     metadata: Option<Bytes>,
     video_header: Option<Bytes>,
     audio_header: Option<Bytes>,
@@ -125,6 +128,7 @@ impl TsToFlv {
             rebaser: Rebaser::new(MAX_GAP_MS * TICKS_PER_MS, 40 * TICKS_PER_MS),
             base: None,
             last_ts: 0,
+            last_track_ts: [0; 2],
             metadata: None,
             video_header: None,
             audio_header: None,
@@ -217,14 +221,20 @@ impl TsToFlv {
         }
     }
 
-    fn timestamp(&mut self, dts: i64) -> u32 {
+    fn timestamp(&mut self, dts: i64, track: usize) -> u32 {
         let ms = self.rebaser.rebase(dts) / TICKS_PER_MS;
         let base = *self.base.get_or_insert(ms - HEADROOM_MS);
         let ts = (ms - base).clamp(0, i64::from(u32::MAX)) as u32;
-        // Monotonic on the shared clock (interleave jitter is clamped).
-        let ts = ts.max(self.last_ts);
-        self.last_ts = ts;
-        ts
+        // Monotonic per track. Across tracks the order is the demuxer's
+        // (a video frame is complete only when the next one starts), so
+        // audio may run slightly ahead: players interleave by timestamp.
+        let last = self.last_track_ts.get_mut(track).map_or(0, |l| {
+            let v = (*l).max(ts);
+            *l = v;
+            v
+        });
+        self.last_ts = self.last_ts.max(last);
+        last
     }
 
     fn offset_unit(&self, au: &AccessUnit, ts: u32) -> AccessUnit {
@@ -262,7 +272,7 @@ impl TsToFlv {
                 if starting && (!au.keyframe || self.video_header.is_none()) {
                     return;
                 }
-                let ts = self.timestamp(au.dts);
+                let ts = self.timestamp(au.dts, 0);
                 if starting {
                     self.started = true;
                     out.extend(self.headers());
@@ -289,7 +299,7 @@ impl TsToFlv {
                     return;
                 }
                 let params = a.params.clone();
-                let ts = self.timestamp(au.dts);
+                let ts = self.timestamp(au.dts, 1);
                 if starting {
                     self.started = true;
                     out.extend(self.headers());

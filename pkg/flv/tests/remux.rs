@@ -82,14 +82,23 @@ fn ts_to_flv_decodes() {
     assert!(first_frame.keyframe);
     // Monotonic timestamps, starting near 0.
     assert!(first_frame.timestamp <= 1000, "{}", first_frame.timestamp);
-    for w in msgs.windows(2) {
-        assert!(
-            w[1].timestamp >= w[0].timestamp,
-            "{:?} → {:?}",
-            w[0].kind,
-            w[1].kind
-        );
+    for kind in [FlvKind::Video, FlvKind::Audio] {
+        let ts: Vec<u32> = msgs
+            .iter()
+            .filter(|m| m.kind == kind)
+            .map(|m| m.timestamp)
+            .collect();
+        for w in ts.windows(2) {
+            assert!(w[1] > w[0], "{kind:?}: {} → {}", w[0], w[1]);
+        }
     }
+    // Video at 25 fps: exactly 40 ms apart (the decode times of the source).
+    let vts: Vec<u32> = msgs
+        .iter()
+        .filter(|m| m.kind == FlvKind::Video)
+        .map(|m| m.timestamp)
+        .collect();
+    assert!(vts.windows(2).all(|w| w[1] - w[0] == 40), "{vts:?}");
     let video = msgs.iter().filter(|m| m.kind == FlvKind::Video).count();
     // The demuxer emits a PES when the next one starts: the last frame stays pending.
     assert!((98..=100).contains(&video), "video frames {video}");
@@ -134,10 +143,18 @@ fn splice_keeps_time_monotonic() {
     let before = msgs.len();
     remux.push(&ts, &mut msgs);
     assert!(msgs.len() > before + 50);
-    for w in msgs.windows(2) {
-        assert!(w[1].timestamp >= w[0].timestamp);
+    for kind in [FlvKind::Video, FlvKind::Audio] {
+        let ts: Vec<u32> = msgs
+            .iter()
+            .filter(|m| m.kind == kind)
+            .map(|m| m.timestamp)
+            .collect();
+        assert!(
+            ts.windows(2).all(|w| w[1] >= w[0]),
+            "{kind:?} monotonic across the splice"
+        );
     }
-    assert!(msgs[before].timestamp >= end);
+    assert!(msgs[before].timestamp + 100 >= end);
     // Garbage does not panic and produces nothing.
     let mut junk = TsToFlv::new();
     let mut none = Vec::new();
