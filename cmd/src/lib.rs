@@ -146,6 +146,9 @@ impl App {
                         segment_duration: config.publisher.hls.segment_duration,
                         live_window: config.publisher.hls.live_window,
                     },
+                    push: os_publisher::PushConfig {
+                        ca_file: config.publisher.push.ca_file.clone(),
+                    },
                     ..CoordinatorConfig::default()
                 },
             )

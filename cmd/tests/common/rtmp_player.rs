@@ -4,7 +4,11 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Bytes received by all players of this process (for benchmarks).
+pub static BYTES: AtomicU64 = AtomicU64::new(0);
 
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
@@ -181,6 +185,7 @@ async fn play_inner(
             },
         };
         out.bytes += n as u64;
+        BYTES.fetch_add(n as u64, Ordering::Relaxed);
         pending.extend_from_slice(&buf[..n]);
     }
 }

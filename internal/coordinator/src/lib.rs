@@ -24,12 +24,13 @@ use os_domain::Stream;
 use os_events::{EventBus, EventType};
 use os_hub::Hub;
 use os_ingest::{PlayGate, PlayProtocol, PushRegistry};
+use os_publisher::push::TlsClientConfig;
 use os_store::{Store, StoreError};
 use tokio::sync::Mutex;
 
 pub use status::{
-    BufferStatus, Desired, ErrorStatus, InputStatus, ReaderStatus, RunStatus, StreamStatus,
-    TrackStatus,
+    BufferStatus, Desired, ErrorStatus, InputStatus, PushStatus, ReaderStatus, RunStatus,
+    StreamStatus, TrackStatus,
 };
 
 use runtime::Runtime;
@@ -54,6 +55,8 @@ pub struct CoordinatorConfig {
     pub stop_timeout: Duration,
     /// `publisher.hls.*`: used for streams with `protocols.hls`.
     pub hls: os_publisher::HlsConfig,
+    /// `publisher.push.*`: push-out destinations (`push[]`).
+    pub push: os_publisher::PushConfig,
 }
 
 impl Default for CoordinatorConfig {
@@ -62,6 +65,7 @@ impl Default for CoordinatorConfig {
             buffer_capacity: 1000,
             stop_timeout: Duration::from_secs(5),
             hls: os_publisher::HlsConfig::default(),
+            push: os_publisher::PushConfig::default(),
         }
     }
 }
@@ -72,6 +76,9 @@ pub struct Coordinator {
     registry: Arc<PushRegistry>,
     /// Which streams players may play over RTMP/SRT/RTSP.
     play_gate: Arc<PlayGate>,
+    /// TLS client settings of `rtmps://` push destinations (web PKI roots
+    /// plus `publisher.push.ca_file`); `Err` only if no TLS setup is possible.
+    push_tls: Result<Arc<TlsClientConfig>, String>,
     config: CoordinatorConfig,
     /// Running streams by code. Locked for map changes and for the short
     /// start/stop sequences of one stream; never held while waiting on the
@@ -93,6 +100,7 @@ impl Coordinator {
             hub,
             registry,
             play_gate: PlayGate::new(),
+            push_tls: push_tls(&config.push),
             config,
             running: Mutex::new(HashMap::new()),
             events: Arc::new(EventBus::new()),
@@ -198,6 +206,7 @@ impl Coordinator {
                     .map(|i| status::input_status(i, None, false))
                     .collect(),
                 buffer: None,
+                push: Vec::new(),
             });
         };
         Ok(rt.status(desired))
@@ -235,6 +244,9 @@ impl Coordinator {
                                 rt.detach_play(protocol);
                             }
                         }
+                    }
+                    if rt.stream.push != new.push {
+                        rt.update_push(&new.push, self.push_tls.as_ref().ok());
                     }
                     rt.stream.protocols.rtmp = new.protocols.rtmp;
                     rt.stream.protocols.srt = new.protocols.srt;
@@ -310,6 +322,7 @@ impl Coordinator {
                 rt.start_play(&self.play_gate, protocol);
             }
         }
+        rt.update_push(&stream.push, self.push_tls.as_ref().ok());
         tracing::info!(stream = %stream.code, inputs = stream.inputs.len(), "stream started");
         self.events.emit(
             EventType::StreamStarted,
@@ -339,4 +352,11 @@ fn play_flags(old: &Stream, new: &Stream) -> [(PlayProtocol, bool, bool); 3] {
         (PlayProtocol::Srt, old.protocols.srt, new.protocols.srt),
         (PlayProtocol::Rtsp, old.protocols.rtsp, new.protocols.rtsp),
     ]
+}
+
+fn push_tls(config: &os_publisher::PushConfig) -> Result<Arc<TlsClientConfig>, String> {
+    os_publisher::tls_config(config).or_else(|e| {
+        tracing::error!(error = %e, "push-out: extra CA certificates not loaded; using the web PKI roots only");
+        os_publisher::tls_config(&os_publisher::PushConfig::default())
+    })
 }

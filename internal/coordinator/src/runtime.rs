@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use os_domain::Stream;
+use os_domain::{PushDestination, Stream};
 use os_events::{EventBus, EventType};
 use os_hub::Buffer;
 use os_ingest::{
@@ -38,6 +38,15 @@ pub(crate) struct Runtime {
     /// held while open; dropping one disconnects that protocol's players.
     play: Vec<PlayOpening>,
     play_protocols: Vec<PlayProtocol>,
+    /// Push-out tasks, one per enabled `push[]` destination, in config order.
+    push: Vec<PushOut>,
+    next_push: usize,
+}
+
+struct PushOut {
+    dest: PushDestination,
+    cancel: CancellationToken,
+    stats: Arc<os_publisher::PushStats>,
 }
 
 impl Runtime {
@@ -75,6 +84,8 @@ impl Runtime {
             hls: None,
             play: Vec::new(),
             play_protocols: Vec::new(),
+            push: Vec::new(),
+            next_push: 0,
         }
     }
 
@@ -108,6 +119,51 @@ impl Runtime {
             self.play_protocols.remove(i);
             self.play.remove(i);
         }
+    }
+
+    /// Run exactly the enabled destinations of `dests`: those already running
+    /// with the same settings keep going untouched; removed, disabled or
+    /// changed ones are stopped; new ones are started.
+    pub(crate) fn update_push(
+        &mut self,
+        dests: &[PushDestination],
+        tls: Option<&Arc<os_publisher::push::TlsClientConfig>>,
+    ) {
+        let mut old = std::mem::take(&mut self.push);
+        for dest in dests.iter().filter(|d| d.enabled) {
+            if let Some(i) = old.iter().position(|p| p.dest == *dest) {
+                self.push.push(old.remove(i));
+                continue;
+            }
+            let Some(tls) = tls else {
+                tracing::error!(stream = %self.stream.code, "push-out: no TLS setup; destination not started");
+                continue;
+            };
+            let cancel = self.cancel.child_token();
+            let target = os_publisher::PushTarget {
+                url: dest.url.trim().to_string(),
+                timeout: Duration::from_secs(u64::from(dest.timeout_sec.max(1))),
+                retry: Duration::from_secs(u64::from(dest.retry_timeout_sec)),
+            };
+            let (stats, _task) = os_publisher::spawn_push(
+                self.stream.code.clone(),
+                self.next_push,
+                target,
+                self.buffer.clone(),
+                tls.clone(),
+                cancel.clone(),
+            );
+            self.next_push += 1;
+            self.push.push(PushOut {
+                dest: dest.clone(),
+                cancel,
+                stats,
+            });
+        }
+        for gone in old {
+            gone.cancel.cancel();
+        }
+        self.stream.push = dests.to_vec();
     }
 
     /// Cancel the HLS publisher and hand back its task, so the caller can
@@ -168,6 +224,11 @@ impl Runtime {
             active_input: self.stream.inputs.get(active).map(|i| i.priority),
             inputs,
             buffer: Some(status::buffer_status(&self.buffer.stats())),
+            push: self
+                .push
+                .iter()
+                .map(|p| status::push_status(&p.dest.url, &p.stats.snapshot()))
+                .collect(),
         }
     }
 }
