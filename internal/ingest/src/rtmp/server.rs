@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use super::fanout::{self, Fanout, Frame};
+use super::fanout::{self, Fanout};
 use super::{Announced, FlvToTs};
 use crate::play::{PlayProtocol, Players};
 use crate::push::{ClaimError, PushClaim, PushProtocol, PushRegistry};
@@ -33,6 +33,18 @@ const MAX_SETUP_BYTES: u64 = 1 << 20;
 /// Concurrent connections on the listener.
 const MAX_CONNECTIONS: usize = 1024;
 const READ_BUF: usize = 64 << 10;
+/// Messages a player writes at most in one vectored write.
+const MAX_BATCH: usize = 64;
+
+/// `try_recv` errors as the blocking ones; `None` = nothing queued.
+fn try_err(e: tokio::sync::broadcast::error::TryRecvError) -> Option<RecvError> {
+    use tokio::sync::broadcast::error::TryRecvError;
+    match e {
+        TryRecvError::Empty => None,
+        TryRecvError::Closed => Some(RecvError::Closed),
+        TryRecvError::Lagged(n) => Some(RecvError::Lagged(n)),
+    }
+}
 
 /// Serve the shared RTMP listener for publishers only (play requests are
 /// refused) until `cancel`.
@@ -558,8 +570,9 @@ impl Connection {
         let mut rx = joined.rx;
         // After a skip: drop frames until a keyframe, then re-send headers.
         let mut skipping = false;
+        let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
         loop {
-            let frame: Frame = tokio::select! {
+            let first = tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => return Err(End::Shutdown),
                 () = p.gate.cancelled() => return Err(End::Kicked),
@@ -577,29 +590,86 @@ impl Connection {
                         Err(e) => return Err(End::Error(format!("read: {e}"))),
                     }
                 }
-                r = rx.recv() => match r {
-                    Ok(f) => f,
-                    Err(RecvError::Lagged(n)) => {
+                r = rx.recv() => r,
+            };
+            // Everything already queued goes out in one vectored write.
+            let mut next = Some(first.map_err(Some));
+            while let Some(r) = next.take() {
+                match r {
+                    Ok(frame) => {
+                        if skipping {
+                            if !frame.key {
+                                next = Some(rx.try_recv().map_err(try_err));
+                                continue;
+                            }
+                            skipping = false;
+                            for h in p.fanout.headers() {
+                                batch.push(fanout::for_stream(&h, p.stream_id));
+                            }
+                        }
+                        batch.push(fanout::for_stream(&frame.data, p.stream_id));
+                        if batch.len() < MAX_BATCH {
+                            next = Some(rx.try_recv().map_err(try_err));
+                        }
+                    }
+                    Err(Some(RecvError::Lagged(n))) => {
                         *lags += 1;
                         p.fanout.record_lag(n);
                         skipping = true;
-                        continue;
+                        next = Some(rx.try_recv().map_err(try_err));
                     }
-                    Err(RecvError::Closed) => return Err(End::Kicked),
-                },
-            };
-            if skipping {
-                if !frame.key {
-                    continue;
+                    Err(Some(RecvError::Closed)) => {
+                        self.write_batch(&batch, sent).await?;
+                        return Err(End::Kicked);
+                    }
+                    // Nothing more queued right now.
+                    Err(None) => {}
                 }
-                skipping = false;
-                let headers = p.fanout.headers();
-                self.write_frames(&headers, p.stream_id, sent).await?;
             }
-            let data = fanout::for_stream(&frame.data, p.stream_id);
-            self.write(&data).await?;
-            *sent += data.len() as u64;
+            self.write_batch(&batch, sent).await?;
+            batch.clear();
         }
+    }
+
+    /// Write `bufs` with vectored writes (no copy), bounded by the write timeout.
+    async fn write_batch(&mut self, bufs: &[Bytes], sent: &mut u64) -> Result<(), End> {
+        let (mut idx, mut off) = (0usize, 0usize);
+        while idx < bufs.len() {
+            let slices: Vec<std::io::IoSlice<'_>> = bufs
+                .iter()
+                .skip(idx)
+                .enumerate()
+                .map(|(i, b)| {
+                    std::io::IoSlice::new(if i == 0 {
+                        b.get(off..).unwrap_or_default()
+                    } else {
+                        b
+                    })
+                })
+                .collect();
+            let n = match tokio::time::timeout(WRITE_TIMEOUT, self.socket.write_vectored(&slices))
+                .await
+            {
+                Ok(Ok(0)) => return Err(End::Error("write: connection closed".into())),
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(End::Error(format!("write: {e}"))),
+                Err(_) => return Err(End::Timeout("peer does not read")),
+            };
+            *sent += n as u64;
+            let mut left = n;
+            while left > 0 && idx < bufs.len() {
+                let rest = bufs.get(idx).map_or(0, |b| b.len() - off);
+                if left >= rest {
+                    left -= rest;
+                    idx += 1;
+                    off = 0;
+                } else {
+                    off += left;
+                    left = 0;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn refuse(
