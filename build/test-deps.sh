@@ -3,7 +3,9 @@
 #   ffmpeg/ffprobe      media sources, playability checks
 #   chromium            Swagger UI (and browser players)
 #   systemd-analyze     unit file check
-#   nginx + rtmp module RTMP pull peer, ingest benchmark comparison
+#   nginx + rtmp module RTMP pull peer, push-out destination, benchmark comparisons
+#   nginx stream module TLS front for the RTMPS push-out test
+#   openssl             test certificates (RTMPS)
 #   srt-live-transmit   SRT peer
 #   ip (iproute2)       private network namespaces for multicast tests
 #   GStreamer RTSP      RTSP camera simulator (Debian's python3-gi)
@@ -32,6 +34,8 @@ need systemd -- has systemd-analyze
 need curl -- has curl
 need nginx -- has nginx
 need libnginx-mod-rtmp -- test -f /usr/lib/nginx/modules/ngx_rtmp_module.so
+need libnginx-mod-stream -- test -f /usr/lib/nginx/modules/ngx_stream_module.so
+need openssl -- has openssl
 need srt-tools -- has srt-live-transmit
 need iproute2 -- has ip
 need python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base \

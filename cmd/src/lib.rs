@@ -48,7 +48,7 @@ pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
-    /// The shared RTMP listener (push ingest; play later), when enabled.
+    /// The shared RTMP listener (push ingest and play), when enabled.
     rtmp: Option<TcpListener>,
     /// The shared SRT listener socket, when enabled.
     srt: Option<tokio::net::UdpSocket>,
@@ -157,6 +157,9 @@ impl App {
                         live_window: config.publisher.hls.live_window,
                     },
                     manager: manager_config(&config.manager),
+                    push: os_publisher::PushConfig {
+                        ca_file: config.publisher.push.ca_file.clone(),
+                    },
                     ..CoordinatorConfig::default()
                 },
             )
@@ -257,8 +260,11 @@ impl App {
         } = self;
         let coordinator = state.coordinator.clone();
         let hooks = state.hooks.clone();
+        let players =
+            os_ingest::Players::new(coordinator.hub().clone(), coordinator.play_gate().clone());
         let listeners = Arc::new(listeners::Listeners::new(
             coordinator.registry().clone(),
+            Some(players),
             state.readiness.clone(),
         ));
         listeners.serve_rtmp(rtmp);

@@ -44,15 +44,22 @@ struct Inner {
 /// The running listeners.
 pub(crate) struct Listeners {
     registry: Arc<PushRegistry>,
+    /// Play side of the shared RTMP/SRT listeners.
+    players: Option<Arc<os_ingest::Players>>,
     readiness: Arc<Readiness>,
     router: Mutex<Option<Router>>,
     inner: Mutex<Inner>,
 }
 
 impl Listeners {
-    pub(crate) fn new(registry: Arc<PushRegistry>, readiness: Arc<Readiness>) -> Self {
+    pub(crate) fn new(
+        registry: Arc<PushRegistry>,
+        players: Option<Arc<os_ingest::Players>>,
+        readiness: Arc<Readiness>,
+    ) -> Self {
         Self {
             registry,
+            players,
             readiness,
             router: Mutex::new(None),
             inner: Mutex::new(Inner::default()),
@@ -104,9 +111,10 @@ impl Listeners {
         let new = listener.and_then(|l| {
             let addr = l.local_addr().ok()?;
             let stop = CancellationToken::new();
-            let task = tokio::spawn(os_ingest::rtmp::serve_listener(
+            let task = tokio::spawn(os_ingest::rtmp::serve_listener_with(
                 l,
                 self.registry.clone(),
+                self.players.clone(),
                 stop.clone(),
             ));
             tracing::info!(%addr, "rtmp listener");
@@ -131,11 +139,13 @@ impl Listeners {
                 ..Default::default()
             };
             let registry = self.registry.clone();
+            let players = self.players.clone();
             let readiness = self.readiness.clone();
             let cancel = stop.clone();
             let task = tokio::spawn(async move {
                 if let Err(e) =
-                    os_ingest::srt::serve_listener(socket, config, registry, cancel).await
+                    os_ingest::srt::serve_listener_with(socket, config, registry, players, cancel)
+                        .await
                 {
                     tracing::error!(error = %e, "srt listener stopped");
                     readiness.set("srt", false);

@@ -240,18 +240,24 @@ async fn push_dvr_and_metadata_changes_leave_the_pipeline_running() {
     body["push"] = json!([{"url": "rtmp://127.0.0.1:1/live/x", "enabled": true}]);
     let (st, b) = put(&r.s, "rp", body.clone()).await;
     assert_eq!(st, 200, "{b}");
-    // No push-out component in this build: saved, reported as deferred.
-    assert_eq!(b["reload"]["restarted"], json!([]));
+    // Only the new push task starts.
     assert_eq!(
-        b["reload"]["deferred"],
+        b["reload"]["restarted"],
         json!(["push:rtmp://127.0.0.1:1/live/x"])
     );
+    assert_eq!(b["reload"]["kept"], json!(["inputs", "hls"]));
+    assert!(b["reload"].get("deferred").is_none(), "{b}");
     body["dvr"] = json!({"enabled": true});
     let (st, b) = put(&r.s, "rp", body).await;
     assert_eq!(st, 200, "{b}");
-    // No recorder in this build: saved, reported as deferred.
+    // No recorder in this build: saved, reported as deferred; the push
+    // task keeps running.
     assert_eq!(b["reload"]["restarted"], json!([]));
     assert_eq!(b["reload"]["deferred"], json!(["dvr"]));
+    assert_eq!(
+        b["reload"]["kept"],
+        json!(["inputs", "hls", "push:rtmp://127.0.0.1:1/live/x"])
+    );
     untouched(&r, "rp", &watch, seq, 1).await;
     r.s.stop().await;
 }

@@ -123,6 +123,16 @@ impl Default for Transcoder {
 pub struct Publisher {
     pub hls: Hls,
     pub dash: Dash,
+    pub push: Push,
+}
+
+/// `publisher.push.*`: settings shared by every push-out destination.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Push {
+    /// PEM file of extra CA certificates trusted for `rtmps://` destinations
+    /// (empty: the web PKI roots only).
+    pub ca_file: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -24,13 +24,14 @@ use chrono::Utc;
 use os_domain::Stream;
 use os_events::{EventBus, EventType};
 use os_hub::Hub;
-use os_ingest::PushRegistry;
+use os_ingest::{PlayGate, PlayProtocol, PushRegistry};
+use os_publisher::push::TlsClientConfig;
 use os_store::{Store, StoreError};
 use tokio::sync::Mutex;
 
 pub use status::{
-    BufferStatus, Desired, ErrorStatus, InputStatus, ReaderStatus, RunStatus, StreamStatus,
-    TrackStatus,
+    BufferStatus, Desired, ErrorStatus, InputStatus, PushStatus, ReaderStatus, RunStatus,
+    StreamStatus, TrackStatus,
 };
 
 pub use reload::{ReloadReport, StreamDiff};
@@ -66,6 +67,8 @@ pub struct CoordinatorConfig {
     pub hls: os_publisher::HlsConfig,
     /// `manager.*`: input health and failover.
     pub manager: os_manager::ManagerConfig,
+    /// `publisher.push.*`: push-out destinations (`push[]`).
+    pub push: os_publisher::PushConfig,
 }
 
 impl Default for CoordinatorConfig {
@@ -75,6 +78,7 @@ impl Default for CoordinatorConfig {
             stop_timeout: Duration::from_secs(5),
             hls: os_publisher::HlsConfig::default(),
             manager: os_manager::ManagerConfig::default(),
+            push: os_publisher::PushConfig::default(),
         }
     }
 }
@@ -83,6 +87,11 @@ pub struct Coordinator {
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
     registry: Arc<PushRegistry>,
+    /// Which streams players may play over RTMP/SRT/RTSP.
+    play_gate: Arc<PlayGate>,
+    /// TLS client settings of `rtmps://` push destinations (web PKI roots
+    /// plus `publisher.push.ca_file`); `Err` only if no TLS setup is possible.
+    push_tls: Result<Arc<TlsClientConfig>, String>,
     config: CoordinatorConfig,
     /// Running streams by code. Locked for map changes and for the short
     /// start/stop sequences of one stream; never held while waiting on the
@@ -103,6 +112,8 @@ impl Coordinator {
             store,
             hub,
             registry,
+            play_gate: PlayGate::new(),
+            push_tls: push_tls(&config.push),
             config,
             running: Mutex::new(HashMap::new()),
             events: Arc::new(EventBus::new()),
@@ -113,6 +124,16 @@ impl Coordinator {
     pub fn with_events(mut self, bus: Arc<EventBus>) -> Self {
         self.events = bus;
         self
+    }
+
+    /// Use `gate` for play admission (shared with the listeners).
+    pub fn with_play_gate(mut self, gate: Arc<PlayGate>) -> Self {
+        self.play_gate = gate;
+        self
+    }
+
+    pub fn play_gate(&self) -> &Arc<PlayGate> {
+        &self.play_gate
     }
 
     pub fn events(&self) -> &Arc<EventBus> {
@@ -199,6 +220,7 @@ impl Coordinator {
                     .collect(),
                 switches: Vec::new(),
                 buffer: None,
+                push: Vec::new(),
             });
         };
         Ok(rt.status(desired))
@@ -272,8 +294,13 @@ impl Coordinator {
                     report.deferred.push("transcoder".into());
                 }
                 for (name, on) in &diff.protocols {
-                    match *name {
-                        "hls" => {
+                    let play = match *name {
+                        "rtmp" => Some(PlayProtocol::Rtmp),
+                        "srt" => Some(PlayProtocol::Srt),
+                        _ => None,
+                    };
+                    match (*name, play) {
+                        ("hls", _) => {
                             if *on {
                                 rt.start_hls(self.config.hls.clone());
                             } else {
@@ -281,20 +308,42 @@ impl Coordinator {
                             }
                             report.restarted.push("hls".into());
                         }
-                        other => report.deferred.push(other.to_string()),
+                        (_, Some(protocol)) => {
+                            if *on {
+                                rt.start_play(&self.play_gate, protocol);
+                            } else {
+                                rt.detach_play(protocol);
+                            }
+                            report.restarted.push((*name).to_string());
+                        }
+                        (other, None) => report.deferred.push(other.to_string()),
                     }
                 }
-                if rt.has_hls() && !diff.protocols.iter().any(|(n, _)| *n == "hls") {
-                    report.kept.push("hls".into());
+                for (name, on) in [
+                    ("hls", rt.has_hls()),
+                    ("rtmp", new.protocols.rtmp),
+                    ("srt", new.protocols.srt),
+                ] {
+                    if on && !diff.protocols.iter().any(|(n, _)| *n == name) {
+                        report.kept.push(name.to_string());
+                    }
                 }
-                for d in &diff.push_added {
+                // Push-out: only the destinations that changed.
+                if !diff.push_added.is_empty() || !diff.push_removed.is_empty() {
+                    rt.update_push(&new.push, self.push_tls.as_ref().ok());
+                }
+                for d in diff.push_removed.iter().chain(&diff.push_added) {
                     report
-                        .deferred
+                        .restarted
                         .push(format!("push:{}", os_ingest::redact(&d.url)));
                 }
-                for d in &diff.push_removed {
+                for d in new
+                    .push
+                    .iter()
+                    .filter(|d| d.enabled && !diff.push_added.contains(d))
+                {
                     report
-                        .deferred
+                        .kept
                         .push(format!("push:{}", os_ingest::redact(&d.url)));
                 }
                 if diff.dvr {
@@ -407,6 +456,12 @@ impl Coordinator {
         if stream.protocols.hls {
             rt.start_hls(self.config.hls.clone());
         }
+        for (protocol, _, on) in play_flags(stream, stream) {
+            if on {
+                rt.start_play(&self.play_gate, protocol);
+            }
+        }
+        rt.update_push(&stream.push, self.push_tls.as_ref().ok());
         tracing::info!(stream = %stream.code, inputs = stream.inputs.len(), "stream started");
         self.events.emit(
             EventType::StreamStarted,
@@ -427,4 +482,20 @@ impl Coordinator {
                 .emit(EventType::StreamStopped, code, serde_json::json!({}));
         }
     }
+}
+
+/// `(protocol, in old, in new)` for the play protocols of the shared listeners.
+fn play_flags(old: &Stream, new: &Stream) -> [(PlayProtocol, bool, bool); 3] {
+    [
+        (PlayProtocol::Rtmp, old.protocols.rtmp, new.protocols.rtmp),
+        (PlayProtocol::Srt, old.protocols.srt, new.protocols.srt),
+        (PlayProtocol::Rtsp, old.protocols.rtsp, new.protocols.rtsp),
+    ]
+}
+
+fn push_tls(config: &os_publisher::PushConfig) -> Result<Arc<TlsClientConfig>, String> {
+    os_publisher::tls_config(config).or_else(|e| {
+        tracing::error!(error = %e, "push-out: extra CA certificates not loaded; using the web PKI roots only");
+        os_publisher::tls_config(&os_publisher::PushConfig::default())
+    })
 }

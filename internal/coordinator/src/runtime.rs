@@ -5,10 +5,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use os_domain::{Input, Stream};
+use os_domain::{Input, PushDestination, Stream};
 use os_events::EventBus;
 use os_hub::Buffer;
-use os_ingest::{InputStats, InputWorker, Outcome, PushRegistry};
+use os_ingest::{
+    InputStats, InputWorker, Outcome, PlayGate, PlayOpening, PlayProtocol, PushRegistry,
+};
 use os_manager::{Health, InputRunner, Manager, ManagerConfig, RunningInput};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +32,19 @@ pub(crate) struct Runtime {
     /// The HLS publisher, when `protocols.hls` (its token is a child of
     /// `cancel`, so stopping the stream stops it too).
     hls: Option<(CancellationToken, JoinHandle<()>)>,
+    /// Play over the shared listeners (`protocols.rtmp` / `.srt` / `.rtsp`):
+    /// held while open; dropping one disconnects that protocol's players.
+    play: Vec<PlayOpening>,
+    play_protocols: Vec<PlayProtocol>,
+    /// Push-out tasks, one per enabled `push[]` destination, in config order.
+    push: Vec<PushOut>,
+    next_push: usize,
+}
+
+struct PushOut {
+    dest: PushDestination,
+    cancel: CancellationToken,
+    stats: Arc<os_publisher::PushStats>,
 }
 
 impl Runtime {
@@ -65,6 +80,10 @@ impl Runtime {
             stats,
             manager: Some(manager),
             hls: None,
+            play: Vec::new(),
+            play_protocols: Vec::new(),
+            push: Vec::new(),
+            next_push: 0,
         }
     }
 
@@ -107,6 +126,68 @@ impl Runtime {
         self.hls.is_some()
     }
 
+    /// Let players play the stream over `protocol` (no-op when open).
+    pub(crate) fn start_play(&mut self, gate: &Arc<PlayGate>, protocol: PlayProtocol) {
+        if self.play_protocols.contains(&protocol) {
+            return;
+        }
+        self.play.push(gate.open(protocol, &self.stream.code));
+        self.play_protocols.push(protocol);
+    }
+
+    /// Close play over `protocol`: its players are disconnected.
+    pub(crate) fn detach_play(&mut self, protocol: PlayProtocol) {
+        if let Some(i) = self.play_protocols.iter().position(|p| *p == protocol) {
+            self.play_protocols.remove(i);
+            self.play.remove(i);
+        }
+    }
+
+    /// Run exactly the enabled destinations of `dests`: those already running
+    /// with the same settings keep going untouched; removed, disabled or
+    /// changed ones are stopped; new ones are started.
+    pub(crate) fn update_push(
+        &mut self,
+        dests: &[PushDestination],
+        tls: Option<&Arc<os_publisher::push::TlsClientConfig>>,
+    ) {
+        let mut old = std::mem::take(&mut self.push);
+        for dest in dests.iter().filter(|d| d.enabled) {
+            if let Some(i) = old.iter().position(|p| p.dest == *dest) {
+                self.push.push(old.remove(i));
+                continue;
+            }
+            let Some(tls) = tls else {
+                tracing::error!(stream = %self.stream.code, "push-out: no TLS setup; destination not started");
+                continue;
+            };
+            let cancel = self.cancel.child_token();
+            let target = os_publisher::PushTarget {
+                url: dest.url.trim().to_string(),
+                timeout: Duration::from_secs(u64::from(dest.timeout_sec.max(1))),
+                retry: Duration::from_secs(u64::from(dest.retry_timeout_sec)),
+            };
+            let (stats, _task) = os_publisher::spawn_push(
+                self.stream.code.clone(),
+                self.next_push,
+                target,
+                self.buffer.clone(),
+                tls.clone(),
+                cancel.clone(),
+            );
+            self.next_push += 1;
+            self.push.push(PushOut {
+                dest: dest.clone(),
+                cancel,
+                stats,
+            });
+        }
+        for gone in old {
+            gone.cancel.cancel();
+        }
+        self.stream.push = dests.to_vec();
+    }
+
     /// Cancel the HLS publisher and hand back its task, so the caller can
     /// wait for it without holding the coordinator's lock.
     pub(crate) fn detach_hls(&mut self) -> Option<JoinHandle<()>> {
@@ -126,6 +207,7 @@ impl Runtime {
     pub(crate) async fn stop(mut self, timeout: Duration) {
         // Owned here (already out of the coordinator's map): waiting is fine.
         self.cancel.cancel();
+        self.play.clear();
         self.stop_hls(timeout).await;
         if let Some(m) = self.manager.take() {
             m.stop(timeout).await;
@@ -178,6 +260,11 @@ impl Runtime {
             inputs,
             switches: report.switches,
             buffer: Some(status::buffer_status(&self.buffer.stats())),
+            push: self
+                .push
+                .iter()
+                .map(|p| status::push_status(&p.dest.url, &p.stats.snapshot()))
+                .collect(),
         }
     }
 }

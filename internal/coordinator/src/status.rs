@@ -116,6 +116,39 @@ pub struct BufferStatus {
     pub readers: Vec<ReaderStatus>,
 }
 
+/// One push-out destination (`push[]`) of a running stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PushStatus {
+    /// The destination URL with any password removed.
+    pub url: String,
+    /// `connecting` | `active` | `retrying` | `stopped`.
+    pub state: String,
+    pub bytes_sent: u64,
+    /// Connections made after the first one.
+    pub reconnects: u64,
+    /// Hub chunks skipped because the destination was too slow.
+    pub skipped_chunks: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connected_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<ErrorStatus>,
+}
+
+pub(crate) fn push_status(url: &str, s: &os_publisher::PushSnapshot) -> PushStatus {
+    PushStatus {
+        url: os_ingest::redact(url),
+        state: s.state.as_str().into(),
+        bytes_sent: s.bytes_sent,
+        reconnects: s.reconnects,
+        skipped_chunks: s.skipped_chunks,
+        connected_at: s.connected_at,
+        last_error: s
+            .last_error
+            .clone()
+            .map(|(message, at)| ErrorStatus { message, at }),
+    }
+}
+
 /// `GET /streams/{code}/status`.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct StreamStatus {
@@ -136,6 +169,9 @@ pub struct StreamStatus {
     pub switches: Vec<os_manager::Switch>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub buffer: Option<BufferStatus>,
+    /// Enabled push-out destinations, in `push[]` order (running streams).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub push: Vec<PushStatus>,
 }
 
 pub(crate) fn input_status(

@@ -21,6 +21,7 @@ pub mod hls;
 mod http;
 pub mod http_ts;
 mod pace;
+pub mod play;
 pub mod push;
 pub mod rtmp;
 pub mod rtsp;
@@ -36,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use emit::{AuEmitter, TsEmitter};
 pub use error::{ErrorKind, IngestError};
+pub use play::{PlayGate, PlayOpening, PlayProtocol, Players};
 pub use push::{PushProtocol, PushRegistry};
 pub use stats::{InputSnapshot, InputState, InputStats, TrackInfo};
 pub use worker::{InputWorker, Outcome};

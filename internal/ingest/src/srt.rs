@@ -23,15 +23,21 @@
 //!
 //! The key is tried as the whole resource first (`live/key` when a stream
 //! registered that) and then as its last path segment (`key`), the same rule
-//! the RTMP listener uses for `/<app>/<key>`. Players are refused for now
-//! (SRT reject code 2405 "bad mode"); unknown keys get 2404, a key that
-//! already has a publisher 2409, malformed stream ids 2400.
+//! the RTMP listener uses for `/<app>/<key>`. Unknown keys get 2404, a key
+//! that already has a publisher 2409, malformed stream ids 2400.
+//!
+//! **Play** (with [`serve_listener_with`]): play requests name a stream code
+//! (the last path segment); they are served when the stream runs with
+//! `protocols.srt` (else 2404), with the hub's MPEG-TS from the latest access
+//! point, 7 TS packets per message. A bare `live/<code>` (the contract's play
+//! URL) that is not an open push key, or whose key already has a publisher,
+//! is a play request when the stream may be played over SRT.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use srt_tokio::access::{RejectReason, ServerRejectReason};
 use srt_tokio::options::{KeySize, Passphrase};
 use srt_tokio::{ConnectionRequest, SrtListener, SrtSocket};
@@ -40,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::emit::TsEmitter;
 use crate::error::{ErrorKind, IngestError};
+use crate::play::{PlayProtocol, Players};
 use crate::push::{ClaimError, PushProtocol, PushRegistry};
 use crate::{Session, redact};
 
@@ -259,7 +266,7 @@ pub async fn run(s: &Session<'_>, out: &mut TsEmitter) -> Result<(), IngestError
 pub enum StreamIdRequest {
     /// Push media to `resource`.
     Publish(Resource),
-    /// Receive media of `resource` (players: a later feature).
+    /// Receive media of `resource`.
     Play(Resource),
 }
 
@@ -363,11 +370,23 @@ impl Default for ListenerConfig {
 
 /// Serve the shared SRT listener on `socket` (bound by the caller, so a busy
 /// port is reported where the configuration is) until `cancel` fires.
-/// Push ingest now; players later.
+/// Publishers only: play requests are rejected.
 pub async fn serve_listener(
     socket: tokio::net::UdpSocket,
     config: ListenerConfig,
     registry: Arc<PushRegistry>,
+    cancel: CancellationToken,
+) -> Result<(), IngestError> {
+    serve_listener_with(socket, config, registry, None, cancel).await
+}
+
+/// Serve the shared SRT listener: publishers through `registry`, players
+/// (`streamid=live/<code>` forms classified as play) through `players`.
+pub async fn serve_listener_with(
+    socket: tokio::net::UdpSocket,
+    config: ListenerConfig,
+    registry: Arc<PushRegistry>,
+    players: Option<Arc<Players>>,
     cancel: CancellationToken,
 ) -> Result<(), IngestError> {
     let local = socket
@@ -403,10 +422,11 @@ pub async fn serve_listener(
             continue;
         };
         let registry = registry.clone();
+        let players = players.clone();
         let cancel = cancel.child_token();
         let config = config.clone();
         conns.spawn(async move {
-            serve_connection(request, &registry, &config, &cancel).await;
+            serve_connection(request, &registry, players.as_ref(), &config, &cancel).await;
             drop(permit);
         });
     };
@@ -423,6 +443,7 @@ pub async fn serve_listener(
 async fn serve_connection(
     request: ConnectionRequest,
     registry: &Arc<PushRegistry>,
+    players: Option<&Arc<Players>>,
     config: &ListenerConfig,
     cancel: &CancellationToken,
 ) {
@@ -435,8 +456,13 @@ async fn serve_connection(
     let resource = match classify_stream_id(&sid) {
         Ok(StreamIdRequest::Publish(r)) => r,
         Ok(StreamIdRequest::Play(r)) => {
-            tracing::info!(%remote, key = %r.key, "srt: play requests are not supported yet; rejecting");
-            let _ = request.reject(reject(ServerRejectReason::BadMode)).await;
+            match players {
+                Some(players) => serve_player(request, players, &r, cancel).await,
+                None => {
+                    tracing::info!(%remote, key = %r.key, "srt: play is not served on this listener; rejecting");
+                    let _ = request.reject(reject(ServerRejectReason::BadMode)).await;
+                }
+            }
             return;
         }
         Err(why) => {
@@ -451,6 +477,21 @@ async fn serve_connection(
         if !matches!(outcome, Err(ClaimError::UnknownKey)) {
             break;
         }
+    }
+    // A bare stream id (`live/<code>`) names either a push key or a stream to
+    // play: a key that is not open for pushes (or already has its publisher)
+    // is a play request when the stream may be played over SRT.
+    let bare = !sid.starts_with("#!::")
+        && !sid.contains(':')
+        && !sid.starts_with("publish/")
+        && !sid.starts_with("play/");
+    if bare
+        && outcome.is_err()
+        && let Some(players) = players
+        && players.gate.is_open(PlayProtocol::Srt, &resource.key)
+    {
+        serve_player(request, players, &resource, cancel).await;
+        return;
     }
     let mut claim = match outcome {
         Ok(c) => c,
@@ -496,6 +537,87 @@ async fn serve_connection(
         }
     };
     tracing::info!(%remote, %stream, key = %resource.path, reason = %why, "srt: publisher disconnected");
+}
+
+/// TS packets per SRT payload (the usual 1316 bytes).
+const PLAY_PACKETS: usize = 7;
+/// Time one datagram may wait for room in the sender.
+const PLAY_SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Send a stream's MPEG-TS to an SRT player, starting at an access point
+/// (PAT + PMT + keyframe); a player that falls behind the hub resumes at the
+/// next access point.
+async fn serve_player(
+    request: ConnectionRequest,
+    players: &Arc<Players>,
+    resource: &Resource,
+    cancel: &CancellationToken,
+) {
+    let remote: SocketAddr = request.remote();
+    let code = resource.key.clone();
+    let admission = match players.admit(PlayProtocol::Srt, &code) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(%remote, stream = %code, path = %resource.path, reason = %e, "srt: play refused");
+            let _ = request
+                .reject(RejectReason::Server(ServerRejectReason::Notfound))
+                .await;
+            return;
+        }
+    };
+    let mut socket = match tokio::time::timeout(HANDSHAKE_TIMEOUT, request.accept(None)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(%remote, stream = %code, error = %e, "srt: player handshake did not complete");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%remote, stream = %code, "srt: player handshake did not complete in time");
+            return;
+        }
+    };
+    tracing::info!(%remote, stream = %code, "srt: player connected");
+    let mut reader = admission.buffer.subscribe("srt-play");
+    let (mut sent, mut lags) = (0u64, 0u64);
+    let why = loop {
+        let item = tokio::select! {
+            () = cancel.cancelled() => break "listener stopped".to_string(),
+            () = admission.cancel.cancelled() => break "stream stopped or srt play switched off".to_string(),
+            incoming = socket.next() => match incoming {
+                // Players send nothing we use; None/Err means the peer is gone.
+                Some(Ok(_)) => continue,
+                None => break "player closed the connection".to_string(),
+                Some(Err(e)) => break format!("receive error: {e}"),
+            },
+            r = reader.recv() => r,
+        };
+        let chunk = match item {
+            Ok(os_hub::Item::Chunk(c)) => c,
+            Ok(os_hub::Item::Lagged { .. }) => {
+                lags += 1;
+                continue;
+            }
+            Err(_) => break "stream stopped".to_string(),
+        };
+        let mut failed = None;
+        for piece in chunk.data.chunks(PLAY_PACKETS * os_mpegts::PACKET_SIZE) {
+            let data = chunk.data.slice_ref(piece);
+            let send = socket.send((std::time::Instant::now(), data));
+            match tokio::time::timeout(PLAY_SEND_TIMEOUT, send).await {
+                Ok(Ok(())) => sent += piece.len() as u64,
+                Ok(Err(e)) => failed = Some(format!("send error: {e}")),
+                Err(_) => failed = Some("player does not keep up (send timeout)".to_string()),
+            }
+            if failed.is_some() {
+                break;
+            }
+        }
+        if let Some(why) = failed {
+            break why;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
+    tracing::info!(%remote, stream = %code, bytes = sent, lag_events = lags, reason = %why, "srt: player left");
 }
 
 #[cfg(test)]

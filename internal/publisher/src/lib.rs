@@ -1,4 +1,7 @@
-//! Output packagers fed from the hub.
+//! Outputs fed from the hub.
+//!
+//! Push-out ([`push`]): one task per enabled `push[]` destination re-publishes
+//! the stream over RTMP or RTMPS, reconnecting with backoff.
 //!
 //! HLS ([`hls`]): one task per stream reads the stream's hub buffer (reader
 //! `"hls"`), cuts MPEG-TS segments at access points ([`segmenter`]) and
@@ -20,6 +23,10 @@
 pub mod hls;
 mod peek;
 pub mod playlist;
+pub mod push;
 pub mod segmenter;
 
 pub use hls::{HlsConfig, spawn_hls};
+pub use push::{
+    PushConfig, PushSnapshot, PushState, PushStats, PushTarget, spawn_push, tls_config,
+};

@@ -24,6 +24,7 @@ pub mod au;
 pub mod audio;
 pub mod error;
 pub mod reader;
+pub mod remux;
 pub mod script;
 pub mod tag;
 pub mod time;

@@ -1,14 +1,16 @@
-//! RTMP: pull reader ([`run`]) and the shared push listener ([`serve_listener`]).
+//! RTMP: pull reader ([`run`]) and the shared listener ([`serve_listener_with`]):
+//! push ingest and play ([`fanout`]).
 //!
 //! Both sides use `rml_rtmp` for the handshake and the chunk/command layer and
 //! hand audio/video message bodies to [`FlvToTs`], which turns them into
 //! access units (`os_flv::au::FlvDemuxer`) and muxes those to MPEG-TS.
 
 mod client;
+pub(crate) mod fanout;
 mod server;
 
 pub use client::run;
-pub use server::serve_listener;
+pub use server::{serve_listener, serve_listener_with};
 
 use bytes::{Bytes, BytesMut};
 use os_av::{Codec, Track, TrackId, TrackKind, TrackParams};

@@ -1,7 +1,7 @@
 //! The shared RTMP listener: one task per connection, one `ServerSession`
 //! per connection. Publish requests are routed to streams through the
-//! [`PushRegistry`]; play requests are the other branch of the same session
-//! (refused until the play side exists).
+//! [`PushRegistry`]; play requests (`live/<code>`) are admitted through the
+//! [`Players`] gate and fed by the stream's [`Fanout`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,8 +15,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use super::fanout::{self, Fanout};
 use super::{Announced, FlvToTs};
+use crate::play::{PlayProtocol, Players};
 use crate::push::{ClaimError, PushClaim, PushProtocol, PushRegistry};
+use bytes::Bytes;
+use tokio::sync::broadcast::error::RecvError;
 
 /// Time a connection gets to finish the handshake and start publishing (or playing).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -29,11 +33,35 @@ const MAX_SETUP_BYTES: u64 = 1 << 20;
 /// Concurrent connections on the listener.
 const MAX_CONNECTIONS: usize = 1024;
 const READ_BUF: usize = 64 << 10;
+/// Messages a player writes at most in one vectored write.
+const MAX_BATCH: usize = 64;
 
-/// Serve the shared RTMP listener (push ingest now, play later) until `cancel`.
+/// `try_recv` errors as the blocking ones; `None` = nothing queued.
+fn try_err(e: tokio::sync::broadcast::error::TryRecvError) -> Option<RecvError> {
+    use tokio::sync::broadcast::error::TryRecvError;
+    match e {
+        TryRecvError::Empty => None,
+        TryRecvError::Closed => Some(RecvError::Closed),
+        TryRecvError::Lagged(n) => Some(RecvError::Lagged(n)),
+    }
+}
+
+/// Serve the shared RTMP listener for publishers only (play requests are
+/// refused) until `cancel`.
 pub async fn serve_listener(
     listener: TcpListener,
     registry: Arc<PushRegistry>,
+    cancel: CancellationToken,
+) {
+    serve_listener_with(listener, registry, None, cancel).await;
+}
+
+/// Serve the shared RTMP listener: publishers through `registry`, players
+/// through `players` (refused when `None`), until `cancel`.
+pub async fn serve_listener_with(
+    listener: TcpListener,
+    registry: Arc<PushRegistry>,
+    players: Option<Arc<Players>>,
     cancel: CancellationToken,
 ) {
     let local = listener
@@ -63,10 +91,13 @@ pub async fn serve_listener(
         };
         let _ = socket.set_nodelay(true);
         let registry = registry.clone();
+        let players = players.clone();
         let cancel = cancel.clone();
         tasks.spawn(async move {
             let _permit = permit;
-            Connection::new(socket, peer, registry, cancel).run().await;
+            Connection::new(socket, peer, registry, players, cancel)
+                .run()
+                .await;
         });
     }
     tasks.close();
@@ -92,12 +123,27 @@ struct Publishing {
     key: String,
 }
 
+/// A player admitted by `play`, served once the accept answer is out.
+struct Playing {
+    code: String,
+    stream_id: u32,
+    fanout: Arc<Fanout>,
+    /// Fires when the stream stops or its RTMP play is switched off.
+    gate: CancellationToken,
+}
+
 struct Connection {
     socket: TcpStream,
     peer: SocketAddr,
     registry: Arc<PushRegistry>,
+    players: Option<Arc<Players>>,
     cancel: CancellationToken,
     publishing: Option<Publishing>,
+    playing: Option<Playing>,
+    /// Set by a client's deleteStream/closeStream while playing.
+    play_finished: bool,
+    /// Serving a player: the setup byte limit no longer applies.
+    in_play: bool,
     received: u64,
     /// Set by a refusal: flush the answer, then close.
     closing: bool,
@@ -108,14 +154,19 @@ impl Connection {
         socket: TcpStream,
         peer: SocketAddr,
         registry: Arc<PushRegistry>,
+        players: Option<Arc<Players>>,
         cancel: CancellationToken,
     ) -> Self {
         Self {
             socket,
             peer,
             registry,
+            players,
             cancel,
             publishing: None,
+            playing: None,
+            play_finished: false,
+            in_play: false,
             received: 0,
             closing: false,
         }
@@ -220,14 +271,19 @@ impl Connection {
             }
         };
 
-        let (mut session, initial) = ServerSession::new(ServerSessionConfig::new())
-            .map_err(|e| End::Error(format!("session: {e}")))?;
+        let mut config = ServerSessionConfig::new();
+        config.chunk_size = fanout::OUT_CHUNK_SIZE as u32;
+        let (mut session, initial) =
+            ServerSession::new(config).map_err(|e| End::Error(format!("session: {e}")))?;
         self.results(&mut session, initial).await?;
         self.input(&mut session, &rest).await?;
 
         loop {
             if self.closing {
                 return Err(End::Refused);
+            }
+            if self.playing.is_some() {
+                return self.serve_player(&mut session, &mut buf).await;
             }
             let deadline = if self.publishing.is_some() {
                 tokio::time::Instant::now() + IDLE_TIMEOUT
@@ -245,7 +301,7 @@ impl Connection {
             return Ok(());
         }
         self.received += data.len() as u64;
-        if self.publishing.is_none() && self.received > MAX_SETUP_BYTES {
+        if self.publishing.is_none() && !self.in_play && self.received > MAX_SETUP_BYTES {
             return Err(End::Error("too much data before publishing".into()));
         }
         let results = session
@@ -303,8 +359,13 @@ impl Connection {
                 request_id,
                 app_name,
                 stream_key,
+                stream_id,
                 ..
-            } => self.play(session, request_id, app_name, stream_key),
+            } => self.play(session, request_id, app_name, stream_key, stream_id),
+            ServerSessionEvent::PlayStreamFinished { .. } => {
+                self.play_finished = true;
+                Ok(Vec::new())
+            }
             ServerSessionEvent::StreamMetadataChanged { metadata, .. } => {
                 if let Some(p) = &mut self.publishing {
                     p.sink.announce(Announced::from_metadata(&metadata));
@@ -404,14 +465,211 @@ impl Connection {
         request_id: u32,
         app: String,
         stream_key: String,
+        stream_id: u32,
     ) -> Result<Vec<ServerSessionResult>, End> {
-        tracing::warn!(%app, key = %stream_key, peer = %self.peer, "rtmp play refused: play not available yet");
-        self.refuse(
-            session,
-            request_id,
-            "NetStream.Play.StreamNotFound",
-            "play not available yet",
-        )
+        let peer = self.peer;
+        // Players may append parameters (`code?token=..`): the code is the key.
+        let code = stream_key.split('?').next().unwrap_or_default().to_string();
+        if self.publishing.is_some() || self.playing.is_some() {
+            return self.refuse(
+                session,
+                request_id,
+                "NetStream.Play.Failed",
+                "already publishing or playing on this connection",
+            );
+        }
+        let Some(players) = self.players.clone() else {
+            tracing::warn!(%app, key = %code, %peer, "rtmp play refused: play is not served on this listener");
+            return self.refuse(
+                session,
+                request_id,
+                "NetStream.Play.StreamNotFound",
+                "play is not served here",
+            );
+        };
+        let admission = match players.admit(PlayProtocol::Rtmp, &code) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(%app, stream = %code, %peer, reason = %e, "rtmp play refused");
+                return self.refuse(
+                    session,
+                    request_id,
+                    "NetStream.Play.StreamNotFound",
+                    "no such stream",
+                );
+            }
+        };
+        let fanout = players.fanout(&code, &admission.buffer);
+        tracing::info!(stream = %code, %app, %peer, "rtmp player connected");
+        self.playing = Some(Playing {
+            code,
+            stream_id,
+            fanout,
+            gate: admission.cancel,
+        });
+        session
+            .accept_request(request_id)
+            .map_err(|e| End::Error(format!("rtmp: {e}")))
+    }
+
+    /// Send the stream to an admitted player until it leaves, the stream or
+    /// its RTMP play stops, or the listener shuts down.
+    async fn serve_player(
+        &mut self,
+        session: &mut ServerSession,
+        buf: &mut [u8],
+    ) -> Result<(), End> {
+        let Some(p) = self.playing.take() else {
+            return Ok(());
+        };
+        let peer = self.peer;
+        self.in_play = true;
+        let mut sent: u64 = 0;
+        let mut lags: u64 = 0;
+        let end = self.play_loop(session, buf, &p, &mut sent, &mut lags).await;
+        let why = match &end {
+            Ok(()) => "player left".to_string(),
+            Err(End::Closed) => "player disconnected".to_string(),
+            Err(End::Shutdown) => "listener shutting down".to_string(),
+            Err(End::Kicked) => "stream stopped or rtmp play switched off".to_string(),
+            Err(End::Timeout(w)) => format!("timeout: {w}"),
+            Err(End::Refused) => "refused".to_string(),
+            Err(End::Error(e)) => e.clone(),
+        };
+        tracing::info!(stream = %p.code, %peer, bytes = sent, lag_events = lags, reason = %why, "rtmp player left");
+        end
+    }
+
+    async fn write_frames(
+        &mut self,
+        frames: &[Bytes],
+        stream_id: u32,
+        sent: &mut u64,
+    ) -> Result<(), End> {
+        for f in frames {
+            let data = fanout::for_stream(f, stream_id);
+            self.write(&data).await?;
+            *sent += data.len() as u64;
+        }
+        Ok(())
+    }
+
+    async fn play_loop(
+        &mut self,
+        session: &mut ServerSession,
+        buf: &mut [u8],
+        p: &Playing,
+        sent: &mut u64,
+        lags: &mut u64,
+    ) -> Result<(), End> {
+        let Some(joined) = p.fanout.join() else {
+            return Err(End::Kicked);
+        };
+        self.write_frames(&joined.backlog, p.stream_id, sent)
+            .await?;
+        let mut rx = joined.rx;
+        // After a skip: drop frames until a keyframe, then re-send headers.
+        let mut skipping = false;
+        let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let first = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return Err(End::Shutdown),
+                () = p.gate.cancelled() => return Err(End::Kicked),
+                r = self.socket.read(buf) => {
+                    match r {
+                        Ok(0) => return Err(End::Closed),
+                        Ok(n) => {
+                            let data = buf.get(..n).unwrap_or_default().to_vec();
+                            self.input(session, &data).await?;
+                            if self.play_finished {
+                                return Ok(());
+                            }
+                            continue;
+                        }
+                        Err(e) => return Err(End::Error(format!("read: {e}"))),
+                    }
+                }
+                r = rx.recv() => r,
+            };
+            // Everything already queued goes out in one vectored write.
+            let mut next = Some(first.map_err(Some));
+            while let Some(r) = next.take() {
+                match r {
+                    Ok(frame) => {
+                        if skipping {
+                            if !frame.key {
+                                next = Some(rx.try_recv().map_err(try_err));
+                                continue;
+                            }
+                            skipping = false;
+                            for h in p.fanout.headers() {
+                                batch.push(fanout::for_stream(&h, p.stream_id));
+                            }
+                        }
+                        batch.push(fanout::for_stream(&frame.data, p.stream_id));
+                        if batch.len() < MAX_BATCH {
+                            next = Some(rx.try_recv().map_err(try_err));
+                        }
+                    }
+                    Err(Some(RecvError::Lagged(n))) => {
+                        *lags += 1;
+                        p.fanout.record_lag(n);
+                        skipping = true;
+                        next = Some(rx.try_recv().map_err(try_err));
+                    }
+                    Err(Some(RecvError::Closed)) => {
+                        self.write_batch(&batch, sent).await?;
+                        return Err(End::Kicked);
+                    }
+                    // Nothing more queued right now.
+                    Err(None) => {}
+                }
+            }
+            self.write_batch(&batch, sent).await?;
+            batch.clear();
+        }
+    }
+
+    /// Write `bufs` with vectored writes (no copy), bounded by the write timeout.
+    async fn write_batch(&mut self, bufs: &[Bytes], sent: &mut u64) -> Result<(), End> {
+        let (mut idx, mut off) = (0usize, 0usize);
+        while idx < bufs.len() {
+            let slices: Vec<std::io::IoSlice<'_>> = bufs
+                .iter()
+                .skip(idx)
+                .enumerate()
+                .map(|(i, b)| {
+                    std::io::IoSlice::new(if i == 0 {
+                        b.get(off..).unwrap_or_default()
+                    } else {
+                        b
+                    })
+                })
+                .collect();
+            let n = match tokio::time::timeout(WRITE_TIMEOUT, self.socket.write_vectored(&slices))
+                .await
+            {
+                Ok(Ok(0)) => return Err(End::Error("write: connection closed".into())),
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(End::Error(format!("write: {e}"))),
+                Err(_) => return Err(End::Timeout("peer does not read")),
+            };
+            *sent += n as u64;
+            let mut left = n;
+            while left > 0 && idx < bufs.len() {
+                let rest = bufs.get(idx).map_or(0, |b| b.len() - off);
+                if left >= rest {
+                    left -= rest;
+                    idx += 1;
+                    off = 0;
+                } else {
+                    off += left;
+                    left = 0;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn refuse(
