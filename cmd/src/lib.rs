@@ -146,6 +146,11 @@ impl App {
                         segment_duration: config.publisher.hls.segment_duration,
                         live_window: config.publisher.hls.live_window,
                     },
+                    dash: os_publisher::DashConfig {
+                        dir: config.publisher.dash.dir.clone().into(),
+                        segment_duration: config.publisher.dash.segment_duration,
+                        live_window: config.publisher.dash.live_window,
+                    },
                     ..CoordinatorConfig::default()
                 },
             )

@@ -2,7 +2,13 @@
 //!
 //! `.m3u8`/`.ts` come from `{publisher.hls.dir}/{code}/`, `.mpd`/`.m4s`/
 //! `.mp4` from `{publisher.dash.dir}/{code}/`. The route needs no API token
-//! (players cannot send one) and is not logged per request.
+//! (players cannot send one) and is not logged per request. Every answer
+//! carries `Access-Control-Allow-Origin: *` so browser players on any origin
+//! can read it (the files are public).
+//!
+//! Content types: `application/vnd.apple.mpegurl`, `video/mp2t`,
+//! `application/dash+xml`, `video/iso.segment` / `video/mp4` for video and
+//! `audio/mp4` for audio (`seg_a*`, `init_a*`) DASH segments.
 //!
 //! Path safety: the code must be a valid stream code and the file name one
 //! path segment of `[A-Za-z0-9_.-]` that does not start with a dot, so
@@ -48,7 +54,10 @@ fn classify(file: &str) -> Option<(&'static str, Kind, bool)> {
         "m3u8" => ("application/vnd.apple.mpegurl", Kind::Playlist, false),
         "ts" => ("video/mp2t", Kind::Segment, false),
         "mpd" => ("application/dash+xml", Kind::Playlist, true),
+        // The DASH publisher names audio representations `a<run>`.
+        "m4s" if file.starts_with("seg_a") => ("audio/mp4", Kind::Segment, true),
         "m4s" => ("video/iso.segment", Kind::Segment, true),
+        "mp4" if file.starts_with("init_a") => ("audio/mp4", Kind::Segment, true),
         "mp4" => ("video/mp4", Kind::Segment, true),
         _ => return None,
     })
@@ -68,6 +77,25 @@ fn bad_path(message: &str) -> ApiError {
 }
 
 pub async fn serve(
+    state: State<AppState>,
+    path: Path<(String, String)>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+) -> Response {
+    let mut resp = match serve_file(state, path, method, headers).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    // Players on other origins (a web page embedding the stream) read these
+    // with XHR/fetch, errors included: the files are public, so any origin may.
+    resp.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    resp
+}
+
+async fn serve_file(
     State(app): State<AppState>,
     Path((code, file)): Path<(String, String)>,
     method: axum::http::Method,
@@ -219,6 +247,17 @@ mod tests {
         assert_eq!(parse_range("bytes=1000-", 1000), RangeSpec::Unsatisfiable);
         assert_eq!(parse_range("bytes=0-1,5-6", 1000), RangeSpec::Ignore);
         assert_eq!(parse_range("items=0-1", 1000), RangeSpec::Ignore);
+    }
+
+    #[test]
+    fn dash_content_types() {
+        let ct = |f| classify(f).map(|c| c.0);
+        assert_eq!(ct("index.mpd"), Some("application/dash+xml"));
+        assert_eq!(ct("init_v1700000000.mp4"), Some("video/mp4"));
+        assert_eq!(ct("seg_v1700000000_7.m4s"), Some("video/iso.segment"));
+        assert_eq!(ct("init_a1700000000.mp4"), Some("audio/mp4"));
+        assert_eq!(ct("seg_a1700000000_7.m4s"), Some("audio/mp4"));
+        assert_eq!(ct("seg_7.ts"), Some("video/mp2t"));
     }
 
     #[test]

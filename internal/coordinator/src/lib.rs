@@ -54,6 +54,8 @@ pub struct CoordinatorConfig {
     pub stop_timeout: Duration,
     /// `publisher.hls.*`: used for streams with `protocols.hls`.
     pub hls: os_publisher::HlsConfig,
+    /// `publisher.dash.*`: used for streams with `protocols.dash`.
+    pub dash: os_publisher::DashConfig,
 }
 
 impl Default for CoordinatorConfig {
@@ -62,6 +64,7 @@ impl Default for CoordinatorConfig {
             buffer_capacity: 1000,
             stop_timeout: Duration::from_secs(5),
             hls: os_publisher::HlsConfig::default(),
+            dash: os_publisher::DashConfig::default(),
         }
     }
 }
@@ -192,13 +195,15 @@ impl Coordinator {
 
     /// A stream config was created or changed. A running stream is stopped
     /// when disabled and restarted when its inputs changed; toggling
-    /// `protocols.hls` starts or stops only its HLS publisher; other changes
+    /// `protocols.hls` (`protocols.dash`) starts or stops only its HLS (DASH)
+    /// publisher; other changes
     /// concern components that are not running yet.
     pub async fn stream_saved(&self, new: &Stream) {
         // An HLS task being switched off is cancelled under the lock and
         // awaited after it is released, so other streams are never blocked
         // behind its file cleanup.
         let mut hls_stopping = None;
+        let mut dash_stopping = None;
         let action = {
             let mut running = self.running.lock().await;
             match running.get_mut(&new.code) {
@@ -214,12 +219,24 @@ impl Coordinator {
                             hls_stopping = rt.detach_hls();
                         }
                     }
+                    if rt.stream.protocols.dash != new.protocols.dash {
+                        rt.stream.protocols.dash = new.protocols.dash;
+                        if new.protocols.dash {
+                            rt.start_dash(self.config.dash.clone());
+                        } else {
+                            dash_stopping = rt.detach_dash();
+                        }
+                    }
                     None
                 }
             }
         };
         if let Some(task) = hls_stopping {
             runtime::wait_hls_stopped(&new.code, task, self.config.stop_timeout).await;
+        }
+        if let Some(task) = dash_stopping {
+            runtime::wait_publisher_stopped(&new.code, "dash", task, self.config.stop_timeout)
+                .await;
         }
         match action {
             Some(false) => {
@@ -279,6 +296,9 @@ impl Coordinator {
         );
         if stream.protocols.hls {
             rt.start_hls(self.config.hls.clone());
+        }
+        if stream.protocols.dash {
+            rt.start_dash(self.config.dash.clone());
         }
         tracing::info!(stream = %stream.code, inputs = stream.inputs.len(), "stream started");
         self.events.emit(

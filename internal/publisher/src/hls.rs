@@ -122,7 +122,7 @@ impl Writer {
 }
 
 /// Replace `dir/name` in one step: readers see the old or the new file.
-async fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+pub(crate) async fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
     tokio::fs::write(&tmp, data).await?;
     tokio::fs::rename(&tmp, dir.join(name)).await
