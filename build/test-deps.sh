@@ -8,7 +8,10 @@
 #   ip (iproute2)       private network namespaces for multicast tests
 #   GStreamer RTSP      RTSP camera simulator (Debian's python3-gi)
 #   PostgreSQL, MariaDB SQL store driver tests (throwaway servers per test)
-#   node + npm          MongoDB wire-protocol test server in .tools/mongo-wire
+#   node + npm          MongoDB wire-protocol test server in .tools/mongo-wire;
+#                       hls.js, dash.js and playwright-core in .tools/browser
+#                       (browser playback test, driving Debian's chromium)
+#   wrk                 HTTP load generator (HLS serving benchmark)
 # As root on Debian/Ubuntu they are installed with apt-get; otherwise the
 # exact install command is printed and the script fails.
 set -euo pipefail
@@ -41,6 +44,7 @@ need mariadb-server -- sh -c 'command -v mariadbd || test -x /usr/sbin/mariadbd'
 need mariadb-client -- has mariadb
 need nodejs -- has node
 need npm -- has npm
+need wrk -- has wrk
 
 # The MongoDB wire-protocol test server (npm packages, project-local).
 mongo_wire() {
@@ -57,8 +61,25 @@ mongo_wire() {
   (cd "$tools" && MONGOMS_DISABLE_POSTINSTALL=1 npm ci --no-audit --no-fund --loglevel=error)
 }
 
+# The browser players and their driver (npm packages, project-local, pinned
+# by the lock file).
+browser_players() {
+  local src tools
+  src="$(cd "$(dirname "$0")" && pwd)/browser"
+  tools="$(cd "$(dirname "$0")/.." && pwd)/.tools/browser"
+  if [ -d "$tools/node_modules/playwright-core" ] && cmp -s "$src/package-lock.json" "$tools/package-lock.json"; then
+    cp "$src/player.html" "$src/play.mjs" "$tools/"
+    return 0
+  fi
+  echo "test-deps: installing hls.js, dash.js and playwright-core into $tools"
+  mkdir -p "$tools"
+  cp "$src/package.json" "$src/package-lock.json" "$src/player.html" "$src/play.mjs" "$tools/"
+  (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   mongo_wire
+  browser_players
   exit 0
 fi
 mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -69,6 +90,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get -o DPkg::Lock::Timeout=600 update -qq
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
   mongo_wire
+  browser_players
   exit 0
 fi
 echo "test-deps: missing ${packages[*]}; install them with:" >&2
