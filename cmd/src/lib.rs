@@ -145,6 +145,7 @@ impl App {
                         dir: config.publisher.hls.dir.clone().into(),
                         segment_duration: config.publisher.hls.segment_duration,
                         live_window: config.publisher.hls.live_window,
+                        base_url: config.publisher.hls.base_url.clone(),
                     },
                     dash: os_publisher::DashConfig {
                         dir: config.publisher.dash.dir.clone().into(),
