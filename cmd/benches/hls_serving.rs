@@ -174,9 +174,9 @@ fn main() {
     );
     println!();
     println!(
-        "| request | open-streamer GETs/s | nginx GETs/s | ratio | open-streamer p99 | nginx p99 |"
+        "| request | open-streamer GETs/s | nginx GETs/s | ratio (goal ≥ 0.9) | open-streamer CPU/GET | nginx CPU/GET | open-streamer p99 | nginx p99 |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (what, script) in [("segment", &seg_script), ("playlist", &pl_script)] {
         let mut ours: Option<Wrk> = None;
         let mut theirs: Option<Wrk> = None;

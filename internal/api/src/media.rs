@@ -258,7 +258,10 @@ async fn serve_file(
     let (version, cached) = match trusted {
         Some((version, data)) => (version, Some(data)),
         None => {
-            let meta = match tokio::fs::metadata(&path).await {
+            // A stat of a local file is a few microseconds: done in place,
+            // handing it to the blocking pool costs more than the call
+            // (measured: docs/BENCHMARKS.md, HLS serving).
+            let meta = match std::fs::metadata(&path) {
                 Ok(m) if m.is_file() => m,
                 _ => {
                     dirs.cache.forget(&path);
