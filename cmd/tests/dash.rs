@@ -489,3 +489,121 @@ async fn h265_file_is_published_as_dash() {
     );
     s.stop().await;
 }
+
+fn push(rtmp: std::net::SocketAddr, size: &str, secs: u32) -> Kill {
+    Kill(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+            .args(["-f", "lavfi", "-i", &format!("testsrc=size={size}:rate=25")])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args([
+                "-t",
+                &secs.to_string(),
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+            ])
+            .args([
+                "-g",
+                "50",
+                "-keyint_min",
+                "50",
+                "-sc_threshold",
+                "0",
+                "-pix_fmt",
+                "yuv420p",
+            ])
+            .args(["-c:a", "aac", "-f", "flv"])
+            .arg(format!("rtmp://{rtmp}/live/sw"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("ffmpeg is required (apt-get install -y ffmpeg): {e}")),
+    )
+}
+
+/// The source changes resolution (the encoder reconnects with other
+/// settings): DASH opens a new Period whose segments decode at the new
+/// size, and HLS marks the switch with a discontinuity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_change_opens_a_new_period() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let media = dir.path().join("media");
+    let app = open_streamer::App::bind(dirs_config(&dir.path().join("data"), &media, 6))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rtmp = app
+        .rtmp_addr()
+        .unwrap_or_else(|| panic!("rtmp listener is enabled"));
+    let s = common::serve(app);
+    let body = json!({
+        "inputs": [{"url": "rtmp://0.0.0.0:1935/live/sw", "priority": 0}],
+        "protocols": {"hls": true, "dash": true}
+    });
+    assert_eq!(
+        call(&s, Method::PUT, "/streams/sw", Some(body)).await.0,
+        201
+    );
+    assert_eq!(
+        call(&s, Method::POST, "/streams/sw/start", None).await.0,
+        200
+    );
+
+    let first = push(rtmp, "640x360", 60);
+    let (sets, _) = wait_mpd(&s, "sw", 2, 2, Duration::from_secs(25)).await;
+    assert!(sets[0].codecs.starts_with("avc1."));
+    drop(first);
+    let _second = push(rtmp, "320x240", 60);
+
+    // Wait for a second Period with 2 segments per track at 320x240.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let xml = loop {
+        let resp = get(&s, "/sw/index.mpd").await;
+        let xml = resp.text().await.unwrap_or_default();
+        let periods = xml.matches("<Period ").count();
+        if periods >= 2
+            && attr(
+                xml.rsplit("<Period ").next().unwrap_or_default(),
+                "Representation",
+                "width",
+            )
+            .as_deref()
+                == Some("320")
+            && parse_mpd(&xml).iter().all(|s| s.segments.len() >= 2)
+        {
+            break xml;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no second Period at 320x240: {xml}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let sets = parse_mpd(&xml);
+    assert_eq!(sets.len(), 2, "{xml}");
+    // The new Period has its own init segments and decodes.
+    assert_ne!(
+        sets[0].init_name(),
+        format!("init_{}.mp4", sets[0].representation),
+        "{xml}"
+    );
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    check_sets(&s, "sw", &sets, &["h264", "aac"], tmp.path()).await;
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["stream=width,height", "-of", "csv=p=0"])
+        .arg(tmp.path().join("sw-video.mp4"))
+        .output()
+        .unwrap_or_else(|e| panic!("ffprobe: {e}"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "320,240");
+
+    // HLS marks the switch.
+    let hls = get(&s, "/sw/index.m3u8")
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(hls.contains("#EXT-X-DISCONTINUITY\n"), "{hls}");
+    s.stop().await;
+}
