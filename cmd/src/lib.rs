@@ -155,6 +155,12 @@ impl App {
                         dir: config.publisher.hls.dir.clone().into(),
                         segment_duration: config.publisher.hls.segment_duration,
                         live_window: config.publisher.hls.live_window,
+                        base_url: config.publisher.hls.base_url.clone(),
+                    },
+                    dash: os_publisher::DashConfig {
+                        dir: config.publisher.dash.dir.clone().into(),
+                        segment_duration: config.publisher.dash.segment_duration,
+                        live_window: config.publisher.dash.live_window,
                     },
                     manager: manager_config(&config.manager),
                     push: os_publisher::PushConfig {

@@ -96,7 +96,7 @@ impl AppState {
     /// Serve `{hls}/{code}/*.m3u8|ts` and `{dash}/{code}/*.mpd|m4s|mp4`
     /// at `GET /{code}/{file}`.
     pub fn with_media_dirs(mut self, hls: std::path::PathBuf, dash: std::path::PathBuf) -> Self {
-        self.media = Some(Arc::new(media::MediaDirs { hls, dash }));
+        self.media = Some(Arc::new(media::MediaDirs::new(hls, dash)));
         self
     }
 

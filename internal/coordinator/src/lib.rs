@@ -69,6 +69,8 @@ pub struct CoordinatorConfig {
     pub manager: os_manager::ManagerConfig,
     /// `publisher.push.*`: push-out destinations (`push[]`).
     pub push: os_publisher::PushConfig,
+    /// `publisher.dash.*`: used for streams with `protocols.dash`.
+    pub dash: os_publisher::DashConfig,
 }
 
 impl Default for CoordinatorConfig {
@@ -79,6 +81,7 @@ impl Default for CoordinatorConfig {
             hls: os_publisher::HlsConfig::default(),
             manager: os_manager::ManagerConfig::default(),
             push: os_publisher::PushConfig::default(),
+            dash: os_publisher::DashConfig::default(),
         }
     }
 }
@@ -271,6 +274,7 @@ impl Coordinator {
         // awaited after it is released, so other streams are never blocked
         // behind its file cleanup.
         let mut hls_stopping = None;
+        let mut dash_stopping = None;
         let (whole, report) = {
             let mut running = self.running.lock().await;
             let rt = running.get_mut(&new.code)?;
@@ -308,6 +312,14 @@ impl Coordinator {
                             }
                             report.restarted.push("hls".into());
                         }
+                        ("dash", _) => {
+                            if *on {
+                                rt.start_dash(self.config.dash.clone());
+                            } else {
+                                dash_stopping = rt.detach_dash();
+                            }
+                            report.restarted.push("dash".into());
+                        }
                         (_, Some(protocol)) => {
                             if *on {
                                 rt.start_play(&self.play_gate, protocol);
@@ -321,6 +333,7 @@ impl Coordinator {
                 }
                 for (name, on) in [
                     ("hls", rt.has_hls()),
+                    ("dash", rt.has_dash()),
                     ("rtmp", new.protocols.rtmp),
                     ("srt", new.protocols.srt),
                 ] {
@@ -355,6 +368,10 @@ impl Coordinator {
         };
         if let Some(task) = hls_stopping {
             runtime::wait_hls_stopped(&new.code, task, self.config.stop_timeout).await;
+        }
+        if let Some(task) = dash_stopping {
+            runtime::wait_publisher_stopped(&new.code, "dash", task, self.config.stop_timeout)
+                .await;
         }
         match whole {
             Some(Whole::Stop) => {
@@ -462,6 +479,9 @@ impl Coordinator {
             }
         }
         rt.update_push(&stream.push, self.push_tls.as_ref().ok());
+        if stream.protocols.dash {
+            rt.start_dash(self.config.dash.clone());
+        }
         tracing::info!(stream = %stream.code, inputs = stream.inputs.len(), "stream started");
         self.events.emit(
             EventType::StreamStarted,

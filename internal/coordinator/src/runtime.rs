@@ -32,6 +32,8 @@ pub(crate) struct Runtime {
     /// The HLS publisher, when `protocols.hls` (its token is a child of
     /// `cancel`, so stopping the stream stops it too).
     hls: Option<(CancellationToken, JoinHandle<()>)>,
+    /// The DASH publisher, when `protocols.dash` (same lifetime rules).
+    dash: Option<(CancellationToken, JoinHandle<()>)>,
     /// Play over the shared listeners (`protocols.rtmp` / `.srt` / `.rtsp`):
     /// held while open; dropping one disconnects that protocol's players.
     play: Vec<PlayOpening>,
@@ -80,6 +82,7 @@ impl Runtime {
             stats,
             manager: Some(manager),
             hls: None,
+            dash: None,
             play: Vec::new(),
             play_protocols: Vec::new(),
             push: Vec::new(),
@@ -124,6 +127,10 @@ impl Runtime {
 
     pub(crate) fn has_hls(&self) -> bool {
         self.hls.is_some()
+    }
+
+    pub(crate) fn has_dash(&self) -> bool {
+        self.dash.is_some()
     }
 
     /// Let players play the stream over `protocol` (no-op when open).
@@ -204,11 +211,37 @@ impl Runtime {
         }
     }
 
+    /// Start the DASH publisher on the stream's buffer (no-op when running).
+    pub(crate) fn start_dash(&mut self, config: os_publisher::DashConfig) {
+        if self.dash.is_some() {
+            return;
+        }
+        let cancel = self.cancel.child_token();
+        let task = os_publisher::spawn_dash(
+            self.stream.code.clone(),
+            self.buffer.clone(),
+            config,
+            cancel.clone(),
+        );
+        self.dash = Some((cancel, task));
+    }
+
+    /// Cancel the DASH publisher and hand back its task (see [`Self::detach_hls`]).
+    pub(crate) fn detach_dash(&mut self) -> Option<JoinHandle<()>> {
+        self.dash.take().map(|(cancel, task)| {
+            cancel.cancel();
+            task
+        })
+    }
+
     pub(crate) async fn stop(mut self, timeout: Duration) {
         // Owned here (already out of the coordinator's map): waiting is fine.
         self.cancel.cancel();
         self.play.clear();
         self.stop_hls(timeout).await;
+        if let Some(task) = self.detach_dash() {
+            wait_publisher_stopped(&self.stream.code, "dash", task, timeout).await;
+        }
         if let Some(m) = self.manager.take() {
             m.stop(timeout).await;
         }
@@ -346,7 +379,18 @@ impl RunningInput for RunningIngest {
 
 /// Wait (bounded) for a detached HLS publisher task to finish removing its files.
 pub(crate) async fn wait_hls_stopped(code: &str, task: JoinHandle<()>, timeout: Duration) {
+    wait_publisher_stopped(code, "hls", task, timeout).await;
+}
+
+/// Wait (bounded) for a detached publisher task (`what`: "hls", "dash") to
+/// finish removing its files.
+pub(crate) async fn wait_publisher_stopped(
+    code: &str,
+    what: &str,
+    task: JoinHandle<()>,
+    timeout: Duration,
+) {
     if tokio::time::timeout(timeout, task).await.is_err() {
-        tracing::warn!(stream = %code, "hls publisher did not stop in time");
+        tracing::warn!(stream = %code, publisher = what, "publisher did not stop in time");
     }
 }

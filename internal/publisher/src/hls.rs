@@ -29,6 +29,9 @@ pub struct HlsConfig {
     pub segment_duration: f64,
     /// Segments listed in the live playlist.
     pub live_window: usize,
+    /// `publisher.hls.base_url`: absolute URL prefix of segment URIs
+    /// (`{base_url}/{code}/seg_<n>.ts`); empty for relative URIs.
+    pub base_url: String,
 }
 
 impl Default for HlsConfig {
@@ -37,6 +40,7 @@ impl Default for HlsConfig {
             dir: PathBuf::from("./hls"),
             segment_duration: 2.0,
             live_window: 6,
+            base_url: String::new(),
         }
     }
 }
@@ -65,7 +69,8 @@ async fn run(code: String, buffer: Arc<Buffer>, config: HlsConfig, cancel: Cance
     let first_seq = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
     let mut writer = Writer {
         dir: dir.clone(),
-        playlist: Playlist::new(config.live_window, first_seq, config.segment_duration),
+        playlist: Playlist::new(config.live_window, first_seq, config.segment_duration)
+            .with_base_url(&config.base_url, &code),
         retired: std::collections::VecDeque::new(),
     };
     tracing::info!(stream = %code, dir = %dir.display(), "hls publisher started");
@@ -123,7 +128,7 @@ impl Writer {
 }
 
 /// Replace `dir/name` in one step: readers see the old or the new file.
-async fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
+pub(crate) async fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
     tokio::fs::write(&tmp, data).await?;
     tokio::fs::rename(&tmp, dir.join(name)).await

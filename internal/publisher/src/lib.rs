@@ -19,13 +19,27 @@
 //! The first media sequence number is the UNIX time (seconds) at which the
 //! task starts; with segments of at least a second, segment names never repeat
 //! across restarts of a stream, so caches may treat them as immutable.
+//!
+//! DASH ([`dash`]): one task per stream reads reader `"dash"`, demuxes the
+//! MPEG-TS chunks into access units and drives the sans-IO packager of
+//! `os-dash`, carrying out its file operations under
+//! `{publisher.dash.dir}/{code}/`: init and media segments (`init_v<t>.mp4`,
+//! `seg_v<t>_<n>.m4s`, `init_a<t>.mp4`, `seg_a<t>_<n>.m4s`, `<t>` the UNIX
+//! time the task started, so names never repeat) are written whole before
+//! `index.mpd` (replaced atomically) lists them; segments that left the
+//! window are deleted after [`dash::GRACE_SEGMENTS`] more; the directory is
+//! removed when the task stops. A source switch or a lag marks the next
+//! units as a discontinuity: the packager splices its timeline (and opens a
+//! new Period when the parameters changed).
 
+pub mod dash;
 pub mod hls;
 mod peek;
 pub mod playlist;
 pub mod push;
 pub mod segmenter;
 
+pub use dash::{DashConfig, spawn_dash};
 pub use hls::{HlsConfig, spawn_hls};
 pub use push::{
     PushConfig, PushSnapshot, PushState, PushStats, PushTarget, spawn_push, tls_config,

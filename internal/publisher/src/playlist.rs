@@ -37,6 +37,8 @@ pub struct Playlist {
     next_seq: u64,
     discontinuity_sequence: u64,
     target: u64,
+    /// Written before each segment name (empty: relative URIs).
+    uri_prefix: String,
 }
 
 impl Playlist {
@@ -50,7 +52,21 @@ impl Playlist {
             next_seq: first_seq,
             discontinuity_sequence: 0,
             target: (segment_duration.ceil() as u64).max(1),
+            uri_prefix: String::new(),
         }
+    }
+
+    /// Segment URIs become absolute: `{base_url}/{code}/seg_<n>.ts`
+    /// (`publisher.hls.base_url`, e.g. a CDN in front of the server). An
+    /// empty `base_url` keeps them relative to the playlist.
+    pub fn with_base_url(mut self, base_url: &str, code: &str) -> Self {
+        let base = base_url.trim().trim_end_matches('/');
+        self.uri_prefix = if base.is_empty() {
+            String::new()
+        } else {
+            format!("{base}/{code}/")
+        };
+        self
     }
 
     /// Add a segment; returns its sequence number and the entries that
@@ -119,10 +135,11 @@ impl Playlist {
             }
             let _ = write!(
                 s,
-                "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},\n{}\n",
+                "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},\n{}{}\n",
                 e.program_date_time
                     .to_rfc3339_opts(SecondsFormat::Millis, true),
                 e.duration,
+                self.uri_prefix,
                 segment_name(e.seq)
             );
         }
@@ -173,6 +190,27 @@ mod tests {
             5,
             "the long segment left, the target stays"
         );
+    }
+
+    #[test]
+    fn base_url_prefixes_segment_uris() {
+        let mut p =
+            Playlist::new(6, 7, 2.0).with_base_url("https://cdn.example.com/live/", "cam-1");
+        p.push(2.0, false, t(0));
+        p.push(2.0, false, t(2));
+        let text = p.render();
+        let uris: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            uris,
+            [
+                "https://cdn.example.com/live/cam-1/seg_7.ts",
+                "https://cdn.example.com/live/cam-1/seg_8.ts"
+            ]
+        );
+        // Empty (or blank): relative URIs.
+        let mut p = Playlist::new(6, 7, 2.0).with_base_url(" ", "cam-1");
+        p.push(2.0, false, t(0));
+        assert!(p.render().ends_with("\nseg_7.ts\n"), "{}", p.render());
     }
 
     #[test]
