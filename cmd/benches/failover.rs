@@ -15,6 +15,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../tests/common/rtmp_player.rs"]
+mod rtmp_player;
 
 use std::time::{Duration, Instant};
 
@@ -47,6 +49,8 @@ struct Trial {
     largest_step_frames: f64,
     failback_step_frames: f64,
     failback_ms: f64,
+    rtmp_frame_ms: f64,
+    rtmp_max_step_ms: f64,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -74,13 +78,14 @@ async fn trial(hot: bool, n: usize, timeout: f64) -> Option<Trial> {
     c.log.level = "warn".into();
     let app = App::bind(c).await.ok()?;
     let hub = app.hub();
+    let rtmp = app.rtmp_addr()?;
     let mut events = app.events().subscribe("bench", 1024);
     let s = common::serve(app);
     let code = format!("fo{n}");
     let (p0, p1) = (free_udp_port(), free_udp_port());
     let mut primary = Feeder::start(p0, FEED);
     let _backup = Feeder::start(p1, FEED);
-    let body = json!({"code": code, "inputs": [
+    let body = json!({"code": code, "protocols": {"rtmp": true}, "inputs": [
         {"url": format!("udp://127.0.0.1:{p0}"), "priority": 0, "net": {"timeout_sec": 3}},
         {"url": format!("udp://127.0.0.1:{p1}"), "priority": 1, "net": {"timeout_sec": 3}},
     ]});
@@ -91,6 +96,14 @@ async fn trial(hot: bool, n: usize, timeout: f64) -> Option<Trial> {
         eprintln!("trial {n}: primary never became active");
         return None;
     }
+    let stop_player = tokio_util::sync::CancellationToken::new();
+    let player = tokio::spawn(rtmp_player::play(
+        rtmp,
+        "live",
+        &code,
+        stop_player.clone(),
+        None,
+    ));
     tokio::time::sleep(Duration::from_secs(2)).await;
     while events.try_recv().is_ok() {}
 
@@ -171,6 +184,17 @@ async fn trial(hot: bool, n: usize, timeout: f64) -> Option<Trial> {
         }
     };
     t.failback_step_frames = t.largest_step_frames;
+    stop_player.cancel();
+    if let Ok(played) = player.await {
+        if let Some((_, _, at)) = played.video.iter().find(|(_, _, at)| *at >= chunk_at) {
+            t.rtmp_frame_ms = ms(*at - killed);
+        }
+        t.rtmp_max_step_ms = played
+            .video
+            .windows(2)
+            .map(|w| f64::from(w[1].0.saturating_sub(w[0].0)))
+            .fold(0.0, f64::max);
+    }
     s.stop().await;
     Some(t)
 }
@@ -225,6 +249,10 @@ fn main() {
         stats(
             "largest video DTS step, both switches (frames)",
             &mut col(|t| t.largest_step_frames),
+        );
+        stats(
+            "largest RTMP timestamp step, both switches (ms)",
+            &mut col(|t| t.rtmp_max_step_ms),
         );
         eprintln!(
             "  goal: kill → first backup frame ≤ 1000 ms; failback step 1 frame (no gap); {}/{} trials completed",

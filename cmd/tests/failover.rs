@@ -9,6 +9,8 @@
 //! measured properly by `make bench-failover`.
 
 mod common;
+#[path = "common/rtmp_player.rs"]
+mod rtmp_player;
 
 use std::time::{Duration, Instant};
 
@@ -110,6 +112,7 @@ async fn hot_backup_takes_over_then_primary_fails_back_on_a_keyframe() {
     c.manager.standby = "hot".into();
     let app = App::bind(c).await.unwrap_or_else(|e| panic!("bind: {e}"));
     let hub = app.hub();
+    let rtmp = app.rtmp_addr().unwrap_or_else(|| panic!("rtmp listener"));
     let mut events = app.events().subscribe("failover-test", 1024);
     let s = common::serve(app);
 
@@ -122,7 +125,7 @@ async fn hot_backup_takes_over_then_primary_fails_back_on_a_keyframe() {
         stream(
             "fo",
             &[(p0, 0), (p1, 1)],
-            json!({"protocols": {"hls": true}}),
+            json!({"protocols": {"hls": true, "rtmp": true}}),
         ),
     )
     .await;
@@ -134,6 +137,15 @@ async fn hot_backup_takes_over_then_primary_fails_back_on_a_keyframe() {
     })
     .await;
     assert_eq!(st["inputs"][1]["standby"], "hot");
+    // An RTMP player of the stream watches the switches too.
+    let stop_player = tokio_util::sync::CancellationToken::new();
+    let player = tokio::spawn(rtmp_player::play(
+        rtmp,
+        "live",
+        "fo",
+        stop_player.clone(),
+        None,
+    ));
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Kill the primary: the hot backup must take over.
@@ -194,6 +206,26 @@ async fn hot_backup_takes_over_then_primary_fails_back_on_a_keyframe() {
         .unwrap_or_else(|e| panic!("timeline broken: {e}"));
     eprintln!("largest video DTS step across the switches: {largest} ticks");
     assert!(watch.video_units() > 100);
+
+    // The RTMP player saw one timeline: rising timestamps, no step over two
+    // frames (80 ms at 25 fps) across both switches.
+    stop_player.cancel();
+    let played = player.await.unwrap_or_else(|e| panic!("player: {e}"));
+    assert!(played.accepted, "RTMP play refused: {}", played.end);
+    assert!(played.video.len() > 100, "{} frames", played.video.len());
+    for w in played.video.windows(2) {
+        let (a, b) = (w[0].0, w[1].0);
+        assert!(
+            b > a && b - a <= 80,
+            "RTMP timestamps {a} → {b} ms across a switch"
+        );
+    }
+    if let Some((_, _, at)) = played.video.iter().find(|(_, _, at)| *at >= chunk_at) {
+        eprintln!(
+            "failover: primary killed → first backup frame at the RTMP player {:?}",
+            *at - killed
+        );
+    }
 
     // HLS marks both switches.
     let (st, _) = common::call(&s, Method::GET, "/fo/index.m3u8", None).await;

@@ -950,7 +950,7 @@ async fn srt_push_listener_survives_garbage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn srt_play_request_is_refused_for_now() {
+async fn srt_play_request_is_refused_by_a_listener_without_players() {
     require("srt-live-transmit", "srt-tools");
     let dir = tmp();
     let setup = push_setup("cam4").await;
@@ -971,7 +971,7 @@ async fn srt_play_request_is_refused_for_now() {
     eprintln!("player says: {said}");
     assert!(status.is_some(), "player still connected");
     assert!(said.to_ascii_lowercase().contains("reject"), "{said}");
-    assert!(log_has(&["play requests are not supported yet", "cam4"]));
+    assert!(log_has(&["play is not served on this listener", "cam4"]));
     // The key stays free for a publisher.
     let mut reader = setup.buffer.subscribe_raw("test");
     let mut ff = ffmpeg_srt_push(
