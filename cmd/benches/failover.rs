@@ -97,13 +97,10 @@ async fn trial(hot: bool, n: usize, timeout: f64) -> Option<Trial> {
         return None;
     }
     let stop_player = tokio_util::sync::CancellationToken::new();
-    let player = tokio::spawn(rtmp_player::play(
-        rtmp,
-        "live",
-        &code,
-        stop_player.clone(),
-        None,
-    ));
+    let player = {
+        let (code, stop) = (code.clone(), stop_player.clone());
+        tokio::spawn(async move { rtmp_player::play(rtmp, "live", &code, stop, None).await })
+    };
     tokio::time::sleep(Duration::from_secs(2)).await;
     while events.try_recv().is_ok() {}
 
