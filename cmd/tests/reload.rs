@@ -8,6 +8,8 @@
 //! Needs the Debian package `ffmpeg` (UDP feeders).
 
 mod common;
+#[path = "common/rtmp_player.rs"]
+mod rtmp_player;
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,7 @@ struct Rig {
     _dir: tempfile::TempDir,
     s: common::Server,
     hub: std::sync::Arc<os_hub::Hub>,
+    rtmp: std::net::SocketAddr,
     _feeders: Vec<Feeder>,
     ports: Vec<u16>,
 }
@@ -40,6 +43,7 @@ async fn rig(feeds: usize) -> Rig {
     c.manager.standby = "hot".into();
     let app = App::bind(c).await.unwrap_or_else(|e| panic!("bind: {e}"));
     let hub = app.hub();
+    let rtmp = app.rtmp_addr().unwrap_or_else(|| panic!("rtmp listener"));
     let s = common::serve(app);
     let ports: Vec<u16> = (0..feeds).map(|_| free_udp_port()).collect();
     let feeders = ports.iter().map(|p| Feeder::start(*p, FEED)).collect();
@@ -47,6 +51,7 @@ async fn rig(feeds: usize) -> Rig {
         _dir: dir,
         s,
         hub,
+        rtmp,
         _feeders: feeders,
         ports,
     }
@@ -327,5 +332,46 @@ async fn invalid_or_conflicting_updates_leave_the_old_config_running() {
     let (_, stored) = common::call(&r.s, Method::GET, "/streams/rv", None).await;
     assert_eq!(stored["data"]["inputs"].as_array().map_or(0, Vec::len), 1);
     untouched(&r, "rv", &watch, seq, 1).await;
+    r.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toggling_rtmp_play_touches_only_its_players() {
+    let r = rig(1).await;
+    let (mut body, watch) = running(&r, "rr", vec![input(r.ports[0], 0)]).await;
+    let seq = wait_playlist(&r.s, "rr").await;
+    // Not played over RTMP yet: refused.
+    let refused = rtmp_player::play(
+        r.rtmp,
+        "live",
+        "rr",
+        tokio_util::sync::CancellationToken::new(),
+        None,
+    )
+    .await;
+    assert!(!refused.accepted && refused.video.is_empty(), "{refused:?}");
+
+    body["protocols"]["rtmp"] = json!(true);
+    let (st, b) = put(&r.s, "rr", body.clone()).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["reload"]["restarted"], json!(["rtmp"]));
+    assert_eq!(b["reload"]["kept"], json!(["inputs", "hls"]));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let player = tokio::spawn(rtmp_player::play(r.rtmp, "live", "rr", stop.clone(), None));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Off again: the player is disconnected, nothing else moves.
+    body["protocols"]["rtmp"] = json!(false);
+    let (st, b) = put(&r.s, "rr", body).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["reload"]["restarted"], json!(["rtmp"]));
+    let played = tokio::time::timeout(Duration::from_secs(5), player)
+        .await
+        .unwrap_or_else(|_| panic!("the RTMP player was not disconnected"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    stop.cancel();
+    assert!(played.accepted, "{}", played.end);
+    assert!(played.video.len() > 25, "{} frames", played.video.len());
+    untouched(&r, "rr", &watch, seq, 1).await;
     r.s.stop().await;
 }
