@@ -240,6 +240,10 @@ fn main() {
             &mut col(|t| t.hub_frame_ms),
         );
         stats(
+            "kill → first backup frame at an RTMP player (ms)",
+            &mut col(|t| t.rtmp_frame_ms),
+        );
+        stats(
             "primary back → failback switch (ms)",
             &mut col(|t| t.failback_ms),
         );

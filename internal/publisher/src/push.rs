@@ -513,9 +513,10 @@ async fn session(
             }
             Err(_) => return Ok(()),
         };
-        if chunk.discontinuity {
-            remux.discontinuity();
-        }
+        // A source switch needs no splice here: the stream buffer is written
+        // by the input manager, which keeps one continuous timeline across
+        // switches (forcing one would add the audio lead as a gap). A real
+        // clock jump is still caught by `MAX_GAP_MS`.
         msgs.clear();
         remux.push(&chunk.data, &mut msgs);
         for m in msgs.drain(..) {
