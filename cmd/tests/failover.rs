@@ -389,6 +389,9 @@ async fn manual_activation_and_its_refusals() {
         .check_continuous(TWO_FRAMES, AUDIO_MAX_STEP)
         .unwrap_or_else(|e| panic!("timeline broken by the manual switch: {e}"));
 
+    let (st, body) = common::call(&s, Method::POST, "/streams/mn/inputs/x1/activate", None).await;
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(body["error"]["code"], "INVALID_PRIORITY");
     let (st, body) = common::call(&s, Method::POST, "/streams/mn/inputs/7/activate", None).await;
     assert_eq!(st, 404, "{body}");
     assert_eq!(body["error"]["code"], "INPUT_NOT_FOUND");

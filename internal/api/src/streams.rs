@@ -270,9 +270,16 @@ pub async fn stop_stream(
     ))]
 pub async fn activate_input(
     State(app): State<AppState>,
-    Path((code, priority)): Path<(String, u32)>,
+    Path((code, priority)): Path<(String, String)>,
 ) -> Result<Json<StatusResponse>, ApiError> {
     check_code(&code)?;
+    let priority: u32 = priority.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PRIORITY",
+            format!("input priority must be a non-negative integer, got \"{priority}\""),
+        )
+    })?;
     let data = app.coordinator.activate(&code, priority).await?;
     Ok(Json(StatusResponse { data }))
 }

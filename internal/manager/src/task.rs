@@ -612,7 +612,6 @@ impl Task {
                             reader: slot.staging.subscribe("manager-next"),
                             from_seq,
                         });
-                        self.manual = Some(p);
                     } else {
                         self.switch_now(p, Reason::Manual, None);
                     }

@@ -190,11 +190,6 @@ impl Splicer {
         self.stats
     }
 
-    /// Latest output DTS (90 kHz, 33 bits), if any PES was seen.
-    pub fn last_dts(&self) -> Option<u64> {
-        self.last_out
-    }
-
     /// Frame duration used to continue the timeline after a splice.
     pub fn frame_ticks(&self) -> u64 {
         self.frame.unwrap_or(DEFAULT_FRAME)
