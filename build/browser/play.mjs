@@ -6,11 +6,13 @@
 // The player page and the two player libraries are served by a small HTTP
 // server started here on 127.0.0.1 (port chosen by the system), so the page
 // and the streams are on different origins (CORS is exercised).
-// For each stream, once playback started (currentTime > 0), it watches for
-// WATCH_S seconds and prints one line `RESULT {json}` with the currentTime
-// advance, the video size, the fatal error (or null), and saves a screenshot
-// of the video element. The caller judges; the exit code is non-zero only
-// when the harness itself failed.
+// For each stream, once playback started (currentTime > 0), it prints
+// `STARTED TYPE` (so a caller can act during playback), watches for WATCH_S
+// seconds, then prints one line `RESULT {json}` with the currentTime
+// advance, the longest stall (wall time without advance), the video size
+// and the fatal error (or null), and saves a screenshot of the video
+// element. The caller judges; the exit code is non-zero only when the
+// harness itself failed.
 import { chromium } from 'playwright-core';
 import { createServer } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -67,15 +69,25 @@ try {
                                  null, { timeout: 30000 });
       const t0 = await page.evaluate(() => document.getElementById('v').currentTime);
       const w0 = Date.now();
-      await page.waitForTimeout(WATCH_S * 1000);
+      console.log(`STARTED ${type}`);
+      // Sample currentTime every 200 ms: the longest wall-clock span without
+      // any advance is the worst stall the viewer saw.
+      let last = t0, lastAdvance = w0, maxStall = 0;
+      while (Date.now() - w0 < WATCH_S * 1000) {
+        await page.waitForTimeout(200);
+        const t = await page.evaluate(() => document.getElementById('v').currentTime);
+        const now = Date.now();
+        if (t > last) { last = t; lastAdvance = now; }
+        maxStall = Math.max(maxStall, (now - lastAdvance) / 1000);
+      }
       const s = await page.evaluate(() => { const v = document.getElementById('v');
         const q = v.getVideoPlaybackQuality?.();
         return { t: v.currentTime, w: v.videoWidth, h: v.videoHeight, paused: v.paused, ready: v.readyState,
                  decoded: q?.totalVideoFrames, dropped: q?.droppedVideoFrames, ...window.__state }; });
       await page.locator('#v').screenshot({ path: shot });
       Object.assign(result, { started: true, engine: s.engine, start_time: t0, advanced_s: s.t - t0,
-        wall_s: (Date.now() - w0) / 1000, width: s.w, height: s.h, paused: s.paused, ready_state: s.ready,
-        decoded_frames: s.decoded, dropped_frames: s.dropped, fatal: s.fatal, errors: s.errors.slice(0, 10),
+        wall_s: (Date.now() - w0) / 1000, max_stall_s: maxStall, width: s.w, height: s.h, paused: s.paused, ready_state: s.ready,
+        decoded_frames: s.decoded, dropped_frames: s.dropped, fatal: s.fatal, played_cc: s.played_cc ?? null, errors: s.errors.slice(0, 10),
         failed_requests: failed.slice(0, 10), screenshot: shot });
     } catch (e) {
       Object.assign(result, { fatal: `harness: ${e.message}`, failed_requests: failed.slice(0, 10) });
