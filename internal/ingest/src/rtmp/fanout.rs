@@ -4,7 +4,13 @@
 //!
 //! - Players join with the current `onMetaData` + sequence headers and the
 //!   frames since the last keyframe (GOP cache), then follow a broadcast ring
-//!   of [`OUT_RING`] messages. The task never waits for a player.
+//!   of [`OUT_RING`] batches. The task never waits for a player.
+//! - Merged writes: messages are published in batches that end at a video
+//!   frame, so a player wakes and writes (one vectored write) once per video
+//!   frame instead of once per message. Audio waits at most for the next
+//!   video frame, bounded by [`MAX_HOLD`]; video is never held; a stream
+//!   without video publishes every message at once. Measured in
+//!   `docs/BENCHMARKS.md` (RTMP fan-out).
 //! - A player that falls more than the ring behind gets `Lagged`: it skips
 //!   ahead to the next keyframe (headers re-sent first) and the skip is counted.
 //! - The task runs while the stream has RTMP players: the first player starts
@@ -17,17 +23,27 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use os_flv::remux::{FlvKind, FlvMessage, TsToFlv};
 use os_hub::{Buffer, Item};
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Outbound RTMP chunk size of play sessions (announced with SetChunkSize).
 pub(crate) const OUT_CHUNK_SIZE: usize = 4096;
-/// Messages a player may fall behind before it is skipped ahead.
-pub(crate) const OUT_RING: usize = 2048;
+/// Batches (about one per video frame) a player may fall behind before it
+/// is skipped ahead: ~20 s at 25 fps.
+pub(crate) const OUT_RING: usize = 512;
+/// Longest time a message waits in a batch for the next video frame.
+pub(crate) const MAX_HOLD: Duration = Duration::from_millis(40);
+/// A batch is published once it holds this many bytes.
+const MAX_BATCH_BYTES: usize = 64 << 10;
+/// Without a video frame for this long the stream counts as audio-only and
+/// every message is published at once.
+const AUDIO_ONLY_AFTER: Duration = Duration::from_secs(1);
 /// GOP cache bound, in messages.
 const MAX_GOP: usize = 4096;
 /// Message stream id the shared chunks are built for.
@@ -45,7 +61,12 @@ pub(crate) struct Frame {
     pub key: bool,
     /// Metadata or a sequence header.
     pub header: bool,
+    /// A video frame (not a header): ends a batch.
+    pub video: bool,
 }
+
+/// Messages published together; a player writes them in one go.
+pub(crate) type Batch = Arc<[Frame]>;
 
 /// Serialise one RTMP message into chunks (type-0 first header, type-3
 /// continuations; extended timestamps when needed).
@@ -103,6 +124,7 @@ fn frame_of(m: &FlvMessage) -> Frame {
         data: chunk_message(csid, type_id, DEFAULT_STREAM_ID, m.timestamp, &m.body),
         key: m.keyframe,
         header: m.kind.is_header(),
+        video: m.kind == FlvKind::Video,
     }
 }
 
@@ -110,7 +132,7 @@ fn frame_of(m: &FlvMessage) -> Frame {
 pub(crate) struct Joined {
     /// Headers then the frames since the last keyframe.
     pub backlog: Vec<Bytes>,
-    pub rx: broadcast::Receiver<Frame>,
+    pub rx: broadcast::Receiver<Batch>,
 }
 
 #[derive(Default)]
@@ -120,7 +142,7 @@ struct State {
     /// Frames since the last keyframe (starting with it).
     gop: Vec<Bytes>,
     /// `None` once the stream's buffer closed.
-    tx: Option<broadcast::Sender<Frame>>,
+    tx: Option<broadcast::Sender<Batch>>,
 }
 
 #[derive(Debug, Default)]
@@ -220,14 +242,57 @@ impl Fanout {
     }
 }
 
+/// The batch being gathered.
+#[derive(Default)]
+struct Pending {
+    frames: Vec<Frame>,
+    bytes: usize,
+    /// When the oldest frame arrived.
+    since: Option<Instant>,
+    /// The last frame is a video frame: publish now.
+    ends_at_video: bool,
+}
+
+impl Pending {
+    fn add(&mut self, f: Frame, now: Instant) {
+        self.since.get_or_insert(now);
+        self.bytes += f.data.len();
+        self.ends_at_video = f.video;
+        self.frames.push(f);
+    }
+
+    fn deadline(&self) -> Instant {
+        self.since.unwrap_or_else(Instant::now) + MAX_HOLD
+    }
+
+    fn publish(&mut self, inner: &Inner) {
+        if self.frames.is_empty() {
+            return;
+        }
+        let batch: Batch = std::mem::take(&mut self.frames).into();
+        *self = Pending::default();
+        let state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = &state.tx {
+            // Err only when no player is subscribed right now.
+            let _ = tx.send(batch);
+        }
+    }
+}
+
 async fn run(inner: Arc<Inner>, cancel: CancellationToken) {
     let mut reader = inner.buffer.subscribe("rtmp-play");
     let mut remux = TsToFlv::new();
     let mut msgs = Vec::new();
     let mut generation = remux.generation();
+    let mut pending = Pending::default();
+    let mut last_video: Option<Instant> = None;
     loop {
         let item = tokio::select! {
             () = cancel.cancelled() => break,
+            () = tokio::time::sleep_until(pending.deadline()), if !pending.frames.is_empty() => {
+                pending.publish(&inner);
+                continue;
+            }
             r = reader.recv() => r,
         };
         let chunk = match item {
@@ -248,34 +313,42 @@ async fn run(inner: Arc<Inner>, cancel: CancellationToken) {
         if msgs.is_empty() {
             continue;
         }
+        let now = Instant::now();
         let headers = (remux.generation() != generation).then(|| {
             generation = remux.generation();
             remux.headers().iter().map(|m| frame_of(m).data).collect()
         });
-        let frames: Vec<Frame> = msgs.iter().map(frame_of).collect();
-        let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(h) = headers {
-            state.headers = h;
+        {
+            let mut state = inner.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(h) = headers {
+                state.headers = h;
+            }
+            for m in &msgs {
+                let f = frame_of(m);
+                if !f.header {
+                    if f.key || state.gop.len() >= MAX_GOP {
+                        state.gop.clear();
+                    }
+                    if f.key || !state.gop.is_empty() {
+                        state.gop.push(f.data.clone());
+                    }
+                }
+                if f.video {
+                    last_video = Some(now);
+                }
+                pending.add(f, now);
+            }
         }
-        for f in frames {
-            if !f.header {
-                if f.key || state.gop.len() >= MAX_GOP {
-                    state.gop.clear();
-                }
-                if f.key || !state.gop.is_empty() {
-                    state.gop.push(f.data.clone());
-                }
-            }
-            if let Some(tx) = &state.tx {
-                // Err only when no player is subscribed right now.
-                let _ = tx.send(f);
-            }
+        let audio_only = last_video.is_none_or(|t| now - t > AUDIO_ONLY_AFTER);
+        if audio_only || pending.ends_at_video || pending.bytes >= MAX_BATCH_BYTES {
+            pending.publish(&inner);
         }
         inner
             .stats
             .messages
             .fetch_add(msgs.len() as u64, Ordering::Relaxed);
     }
+    pending.publish(&inner);
     // Players see `Closed` once the sender is gone.
     inner
         .state

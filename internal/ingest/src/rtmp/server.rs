@@ -33,7 +33,8 @@ const MAX_SETUP_BYTES: u64 = 1 << 20;
 /// Concurrent connections on the listener.
 const MAX_CONNECTIONS: usize = 1024;
 const READ_BUF: usize = 64 << 10;
-/// Messages a player writes at most in one vectored write.
+/// Messages a player gathers at most before a vectored write (more may
+/// follow when one published batch is larger).
 const MAX_BATCH: usize = 64;
 
 /// `try_recv` errors as the blocking ones; `None` = nothing queued.
@@ -546,12 +547,11 @@ impl Connection {
         stream_id: u32,
         sent: &mut u64,
     ) -> Result<(), End> {
-        for f in frames {
-            let data = fanout::for_stream(f, stream_id);
-            self.write(&data).await?;
-            *sent += data.len() as u64;
-        }
-        Ok(())
+        let bufs: Vec<Bytes> = frames
+            .iter()
+            .map(|f| fanout::for_stream(f, stream_id))
+            .collect();
+        self.write_batch(&bufs, sent).await
     }
 
     async fn play_loop(
@@ -596,18 +596,19 @@ impl Connection {
             let mut next = Some(first.map_err(Some));
             while let Some(r) = next.take() {
                 match r {
-                    Ok(frame) => {
-                        if skipping {
-                            if !frame.key {
-                                next = Some(rx.try_recv().map_err(try_err));
-                                continue;
+                    Ok(frames) => {
+                        for frame in frames.iter() {
+                            if skipping {
+                                if !frame.key {
+                                    continue;
+                                }
+                                skipping = false;
+                                for h in p.fanout.headers() {
+                                    batch.push(fanout::for_stream(&h, p.stream_id));
+                                }
                             }
-                            skipping = false;
-                            for h in p.fanout.headers() {
-                                batch.push(fanout::for_stream(&h, p.stream_id));
-                            }
+                            batch.push(fanout::for_stream(&frame.data, p.stream_id));
                         }
-                        batch.push(fanout::for_stream(&frame.data, p.stream_id));
                         if batch.len() < MAX_BATCH {
                             next = Some(rx.try_recv().map_err(try_err));
                         }
