@@ -11,6 +11,9 @@
 //! - CPU: the server process's user+system seconds over the window (from
 //!   /proc), divided by the bytes the players received in the same window:
 //!   CPU seconds per GB delivered.
+//! - Lost frames: per player, video timestamp steps larger than 1.5 frame
+//!   intervals inside the window, counted in frames (a fast reader must
+//!   lose none).
 //! - Latency: for every video frame, `arrival - timestamp` at each player;
 //!   the figure is that value minus its minimum over the run (the fastest
 //!   frame), p50/p95/max. It measures the delay the server adds on top of
@@ -20,96 +23,23 @@
 
 #[path = "../tests/common/rtmp_player.rs"]
 mod rtmp_player;
+mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use support::{Server, env_or, free_port, make_source, publish};
 use tokio_util::sync::CancellationToken;
 
-const BIN: &str = env!("CARGO_BIN_EXE_open-streamer");
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
-
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let tck: f64 = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / tck)
-}
-
-fn curl(args: &[&str]) -> Option<String> {
-    let out = Command::new("curl").args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn make_source(dir: &Path, bitrate: &str) -> PathBuf {
-    let out = dir.join("source.flv");
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000"])
-        .args([
-            "-t", "10", "-c:v", "libx264", "-preset", "veryfast", "-g", "50",
-        ])
-        .args(["-b:v", bitrate, "-maxrate", bitrate, "-bufsize", "1M"])
-        .args([
-            "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-f", "flv",
-        ])
-        .arg(&out)
-        .status()
-        .unwrap_or_else(|e| panic!("ffmpeg: {e}"));
-    assert!(status.success(), "making the source file failed");
-    out
-}
-
-fn publish(file: &Path, url: &str) -> Proc {
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-        .args(["-stream_loop", "-1", "-i"])
-        .arg(file)
-        .args(["-c", "copy", "-f", "flv", url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("ffmpeg is required (apt-get install -y ffmpeg): {e}"));
-    Proc(child)
-}
+/// Frame interval of the source (25 fps), ms.
+const FRAME_MS: u32 = 40;
 
 struct Result {
     players_ok: usize,
+    /// Video frames missing at the players (timestamp gaps), all players.
+    lost_frames: u64,
     gb: f64,
     cpu_s: f64,
     p50_ms: f64,
@@ -137,11 +67,11 @@ fn run_players(
         .collect();
     std::thread::sleep(warmup);
     let b0 = rtmp_player::BYTES.load(Ordering::Relaxed);
-    let c0 = cpu_seconds(pid)?;
+    let c0 = support::sample(pid)?.0;
     let t0 = Instant::now();
     std::thread::sleep(window);
     let b1 = rtmp_player::BYTES.load(Ordering::Relaxed);
-    let c1 = cpu_seconds(pid)?;
+    let c1 = support::sample(pid)?.0;
     let t1 = Instant::now();
     stop.cancel();
     let played: Vec<_> = rt.block_on(async {
@@ -156,6 +86,7 @@ fn run_players(
     // Delay of each frame relative to its media time, inside the window.
     let mut lat: Vec<f64> = Vec::new();
     let mut ok = 0;
+    let mut lost_frames = 0;
     for p in &played {
         let frames: Vec<_> = p
             .video
@@ -164,6 +95,12 @@ fn run_players(
             .collect();
         if !frames.is_empty() {
             ok += 1;
+        }
+        for w in frames.windows(2) {
+            let step = w[1].0.wrapping_sub(w[0].0);
+            if step > FRAME_MS * 3 / 2 && step < 10_000 {
+                lost_frames += u64::from((step + FRAME_MS / 2) / FRAME_MS - 1);
+            }
         }
         for (ts, _, at) in frames {
             lat.push(at.duration_since(t0).as_secs_f64() * 1000.0 - f64::from(*ts));
@@ -180,6 +117,7 @@ fn run_players(
     };
     Some(Result {
         players_ok: ok,
+        lost_frames,
         gb: (b1 - b0) as f64 / 1e9,
         cpu_s: c1 - c0,
         p50_ms: pct(0.5),
@@ -196,48 +134,12 @@ fn run_ours(
     warmup: Duration,
     window: Duration,
 ) -> Option<Result> {
-    let http = free_port();
-    let rtmp = free_port();
-    let server = Command::new(BIN)
-        .current_dir(dir)
-        .env(
-            "OPEN_STREAMER_SERVER_HTTP_ADDR",
-            format!("127.0.0.1:{http}"),
-        )
-        .env("OPEN_STREAMER_STORAGE_JSON_DIR", dir.join("data"))
-        .env("OPEN_STREAMER_LISTENERS_RTMP_LISTEN_HOST", "127.0.0.1")
-        .env("OPEN_STREAMER_LISTENERS_RTMP_PORT", rtmp.to_string())
-        .env("OPEN_STREAMER_LISTENERS_SRT_ENABLED", "false")
-        .env("OPEN_STREAMER_LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{BIN}: {e}"));
-    let server = Proc(server);
-    let base = format!("http://127.0.0.1:{http}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while curl(&["-sf", &format!("{base}/healthz")]).is_none() {
-        if Instant::now() > deadline {
-            panic!("server did not start");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let body = r#"{"inputs":[{"url":"rtmp://0.0.0.0:1935/live/in","priority":0}],"protocols":{"rtmp":true}}"#;
-    curl(&[
-        "-sf",
-        "-X",
-        "PUT",
-        &format!("{base}/streams/fan"),
-        "-H",
-        "content-type: application/json",
-        "-d",
-        body,
-    ])?;
-    curl(&["-sf", "-X", "POST", &format!("{base}/streams/fan/start")])?;
-    let _publisher = publish(file, &format!("rtmp://127.0.0.1:{rtmp}/live/in"));
+    let server = Server::start(dir, &[]);
+    server.add_stream_with("fan", r#"{"rtmp":true}"#);
+    let _publisher = publish(file, &server.rtmp_url("fan"));
     std::thread::sleep(Duration::from_secs(3));
-    let addr: SocketAddr = format!("127.0.0.1:{rtmp}").parse().ok()?;
-    run_players(rt, server.0.id(), addr, "fan", n, warmup, window)
+    let addr: SocketAddr = format!("127.0.0.1:{}", server.rtmp).parse().ok()?;
+    run_players(rt, server.pid(), addr, "fan", n, warmup, window)
 }
 
 fn run_nginx(
@@ -248,37 +150,8 @@ fn run_nginx(
     warmup: Duration,
     window: Duration,
 ) -> Option<Result> {
-    let module = Path::new("/usr/lib/nginx/modules/ngx_rtmp_module.so");
-    if Command::new("nginx").arg("-v").output().is_err() || !module.exists() {
-        println!(
-            "nginx-rtmp: not installed (apt-get install -y nginx libnginx-mod-rtmp); comparison skipped"
-        );
-        return None;
-    }
-    let prefix = dir.join("nginx");
-    for sub in ["logs", "tmp"] {
-        std::fs::create_dir_all(prefix.join(sub)).ok()?;
-    }
     let port = free_port();
-    let conf = format!(
-        "load_module {module};\ndaemon off;\nmaster_process off;\nworker_processes 1;\nuser root;\npid tmp/nginx.pid;\n\
-         error_log logs/error.log warn;\nevents {{ worker_connections 4096; }}\n\
-         rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
-         application live {{ live on; record off; }} }} }}\n",
-        module = module.display()
-    );
-    std::fs::write(prefix.join("nginx.conf"), conf).ok()?;
-    let nginx = Command::new("nginx")
-        .arg("-p")
-        .arg(format!("{}/", prefix.display()))
-        .arg("-c")
-        .arg(prefix.join("nginx.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let nginx = Proc(nginx);
-    std::thread::sleep(Duration::from_millis(500));
+    let nginx = support::nginx_rtmp(dir, port, "live on; record off;")?;
     let _publisher = publish(file, &format!("rtmp://127.0.0.1:{port}/live/fan"));
     std::thread::sleep(Duration::from_secs(3));
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().ok()?;
@@ -286,8 +159,7 @@ fn run_nginx(
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("rtmp_fanout: run with `cargo bench -p open-streamer --bench rtmp_fanout`");
+    if !support::asked_to_bench("rtmp_fanout") {
         return;
     }
     let n: usize = env_or("BENCH_PLAYERS", 500);
@@ -299,24 +171,25 @@ fn main() {
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let file = make_source(dir.path(), &bitrate);
+    let file = make_source(dir.path(), "640x360", &bitrate, 10);
     let warmup = Duration::from_secs(5);
     let window = Duration::from_secs(secs);
     println!(
-        "1 RTMP publisher ({bitrate}b/s video + 64 kb/s audio) -> {n} RTMP players, {secs} s window after {}s warm-up",
+        "1 RTMP publisher ({bitrate}b/s video + 128 kb/s audio) -> {n} RTMP players, {secs} s window after {}s warm-up",
         warmup.as_secs()
     );
     let ours = run_ours(&rt, dir.path(), &file, n, warmup, window);
     let nginx = run_nginx(&rt, dir.path(), &file, n, warmup, window);
     println!();
     println!(
-        "| server | players receiving | delivered | CPU s | CPU s per GB | added latency p50 / p95 / max |"
+        "| server | players receiving | frames lost | delivered | CPU s | CPU s per GB | added latency p50 / p95 / max |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     let row = |name: &str, r: &Result| {
         println!(
-            "| {name} | {}/{n} | {:.2} GB | {:.2} | {:.2} | {:.0} / {:.0} / {:.0} ms |",
+            "| {name} | {}/{n} | {} | {:.2} GB | {:.2} | {:.2} | {:.0} / {:.0} / {:.0} ms |",
             r.players_ok,
+            r.lost_frames,
             r.gb,
             r.cpu_s,
             r.cpu_s / r.gb.max(1e-9),

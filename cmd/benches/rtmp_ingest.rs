@@ -11,59 +11,12 @@
 //! from /proc/<pid>/stat (user+system), memory from VmRSS, both sampled over
 //! the measurement window after a warm-up.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_open-streamer");
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
-
-fn clk_tck() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// (user+system CPU seconds, RSS KiB) of a process.
-fn sample(pid: u32) -> Option<(f64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which is in parentheses).
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())?;
-    Some((ticks / clk_tck(), rss))
-}
+use support::{Proc, Server, curl, env_or, free_port, make_source, publish, sample};
 
 struct Measure {
     cpu_percent: f64,
@@ -95,72 +48,6 @@ fn measure(
     })
 }
 
-fn publish(file: &Path, url: &str) -> Proc {
-    let child = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-        ])
-        .arg(file)
-        .args(["-c", "copy", "-f", "flv", url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("ffmpeg is required (apt-get install -y ffmpeg): {e}"));
-    Proc(child)
-}
-
-fn make_source(dir: &Path, bitrate: &str) -> PathBuf {
-    let out = dir.join("source.flv");
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1280x720:rate=25",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=1000:sample_rate=48000",
-            "-t",
-            "10",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-g",
-            "50",
-            "-b:v",
-            bitrate,
-            "-maxrate",
-            bitrate,
-            "-bufsize",
-            "4M",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            "-f",
-            "flv",
-        ])
-        .arg(&out)
-        .status()
-        .unwrap_or_else(|e| panic!("ffmpeg: {e}"));
-    assert!(status.success(), "making the source file failed");
-    out
-}
-
 fn run_ours(
     dir: &Path,
     file: &Path,
@@ -168,53 +55,15 @@ fn run_ours(
     warmup: Duration,
     window: Duration,
 ) -> Option<(Measure, f64)> {
-    let http = free_port();
-    let rtmp = free_port();
-    let data = dir.join("data");
-    let server = Command::new(BIN)
-        .current_dir(dir)
-        .env(
-            "OPEN_STREAMER_SERVER_HTTP_ADDR",
-            format!("127.0.0.1:{http}"),
-        )
-        .env("OPEN_STREAMER_STORAGE_JSON_DIR", &data)
-        .env("OPEN_STREAMER_LISTENERS_RTMP_LISTEN_HOST", "127.0.0.1")
-        .env("OPEN_STREAMER_LISTENERS_RTMP_PORT", rtmp.to_string())
-        .env("OPEN_STREAMER_LISTENERS_SRT_ENABLED", "false")
-        .env("OPEN_STREAMER_METRICS_ADDR", "")
-        .env("OPEN_STREAMER_LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{BIN}: {e}"));
-    let server = Proc(server);
-    let base = format!("http://127.0.0.1:{http}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while curl(&["-sf", &format!("{base}/healthz")]).is_none() {
-        if Instant::now() > deadline {
-            panic!("server did not start");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let server = Server::start(dir, &[("OPEN_STREAMER_METRICS_ADDR", String::new())]);
+    let base = server.base.clone();
     for i in 0..n {
-        let body =
-            format!(r#"{{"inputs":[{{"url":"rtmp://0.0.0.0:1935/live/s{i}","priority":0}}]}}"#);
-        curl(&[
-            "-sf",
-            "-X",
-            "PUT",
-            &format!("{base}/streams/s{i}"),
-            "-H",
-            "content-type: application/json",
-            "-d",
-            &body,
-        ])?;
-        curl(&["-sf", "-X", "POST", &format!("{base}/streams/s{i}/start")])?;
+        server.add_stream_with(&format!("s{i}"), "{}");
     }
     let mut pubs: Vec<Proc> = (0..n)
-        .map(|i| publish(file, &format!("rtmp://127.0.0.1:{rtmp}/live/s{i}")))
+        .map(|i| publish(file, &server.rtmp_url(&format!("s{i}"))))
         .collect();
-    let m = measure(server.0.id(), &mut pubs, warmup, window)?;
+    let m = measure(server.pid(), &mut pubs, warmup, window)?;
     // Every stream should be active at about the source bitrate.
     let mut total_kbps = 0.0;
     let mut active = 0;
@@ -243,37 +92,8 @@ fn run_nginx(
     warmup: Duration,
     window: Duration,
 ) -> Option<Measure> {
-    let module = Path::new("/usr/lib/nginx/modules/ngx_rtmp_module.so");
-    if Command::new("nginx").arg("-v").output().is_err() || !module.exists() {
-        println!(
-            "nginx-rtmp: not installed (apt-get install -y nginx libnginx-mod-rtmp); comparison skipped"
-        );
-        return None;
-    }
-    let prefix = dir.join("nginx");
-    for sub in ["logs", "tmp"] {
-        std::fs::create_dir_all(prefix.join(sub)).ok()?;
-    }
     let port = free_port();
-    let conf = format!(
-        "load_module {module};\ndaemon off;\nmaster_process off;\nworker_processes 1;\nuser root;\npid tmp/nginx.pid;\n\
-         error_log logs/error.log warn;\nevents {{ worker_connections 4096; }}\n\
-         rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
-         application live {{ live on; record off; }} }} }}\n",
-        module = module.display()
-    );
-    std::fs::write(prefix.join("nginx.conf"), conf).ok()?;
-    let nginx = Command::new("nginx")
-        .arg("-p")
-        .arg(format!("{}/", prefix.display()))
-        .arg("-c")
-        .arg(prefix.join("nginx.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let nginx = Proc(nginx);
-    std::thread::sleep(Duration::from_millis(500));
+    let nginx = support::nginx_rtmp(dir, port, "live on; record off;")?;
     let mut pubs: Vec<Proc> = (0..n)
         .map(|i| publish(file, &format!("rtmp://127.0.0.1:{port}/live/s{i}")))
         .collect();
@@ -282,25 +102,15 @@ fn run_nginx(
     m
 }
 
-fn curl(args: &[&str]) -> Option<String> {
-    let out = Command::new("curl").args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
-    // useful either way: run only when asked to benchmark.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("rtmp_ingest: run with `cargo bench -p open-streamer --bench rtmp_ingest`");
+    if !support::asked_to_bench("rtmp_ingest") {
         return;
     }
     let n: usize = env_or("BENCH_PUBLISHERS", 50);
     let secs: u64 = env_or("BENCH_SECONDS", 20);
     let bitrate: String = env_or("BENCH_BITRATE", "2M".to_string());
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let file = make_source(dir.path(), &bitrate);
+    let file = make_source(dir.path(), "1280x720", &bitrate, 10);
     let warmup = Duration::from_secs(5);
     let window = Duration::from_secs(secs);
     println!(

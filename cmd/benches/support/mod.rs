@@ -1,4 +1,4 @@
-//! Helpers shared by the HLS/DASH benchmarks: the server binary, peers
+//! Helpers shared by the loopback benchmarks: the server binary, peers
 //! (ffmpeg publishers, nginx), process figures from /proc.
 
 #![allow(dead_code)]
@@ -204,8 +204,14 @@ impl Server {
 
     /// Create and start stream `code` fed by RTMP push, with the given protocols.
     pub fn add_stream(&self, code: &str, hls: bool, dash: bool) {
+        self.add_stream_with(code, &format!(r#"{{"hls":{hls},"dash":{dash}}}"#));
+    }
+
+    /// Create and start stream `code` fed by RTMP push; `protocols` is the
+    /// JSON object of the stream's `protocols` field.
+    pub fn add_stream_with(&self, code: &str, protocols: &str) {
         let body = format!(
-            r#"{{"inputs":[{{"url":"rtmp://0.0.0.0:1935/live/{code}","priority":0}}],"protocols":{{"hls":{hls},"dash":{dash}}}}}"#
+            r#"{{"inputs":[{{"url":"rtmp://0.0.0.0:1935/live/{code}","priority":0}}],"protocols":{protocols}}}"#
         );
         let put = format!("{}/streams/{code}", self.base);
         curl(&[
@@ -265,6 +271,27 @@ pub fn nginx(prefix: &Path, main: &str, conf_body: &str, workers: &str) -> Proc 
         .unwrap_or_else(|e| panic!("nginx: {e}"));
     std::thread::sleep(Duration::from_millis(500));
     Proc(child)
+}
+
+/// nginx-rtmp in one process (no master) on `127.0.0.1:port`, application
+/// `live` with `live_conf` (e.g. `live on; record off;`); `None`, with a
+/// note, when nginx or its RTMP module is not installed.
+pub fn nginx_rtmp(dir: &Path, port: u16, live_conf: &str) -> Option<Proc> {
+    if !nginx_available(true) {
+        println!(
+            "nginx-rtmp: not installed (apt-get install -y nginx libnginx-mod-rtmp); comparison skipped"
+        );
+        return None;
+    }
+    Some(nginx(
+        &dir.join("nginx"),
+        "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;\nmaster_process off;\n",
+        &format!(
+            "rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
+             application live {{ {live_conf} }} }} }}"
+        ),
+        "1",
+    ))
 }
 
 /// Total files and bytes under `dir` (recursively).
