@@ -107,12 +107,11 @@ impl MediaPlaylist {
     /// The playlist text.
     pub fn render(&self) -> String {
         let mut s = String::with_capacity(160 + 96 * self.segments.len());
-        let media_sequence = self.segments.first().map_or(self.media_sequence, |x| x.seq);
         let _ = write!(
             s,
             "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n",
             self.target_duration.max(self.fitting_target()),
-            media_sequence,
+            self.media_sequence,
             self.discontinuity_sequence
         );
         match self.playlist_type {
