@@ -275,10 +275,12 @@ async fn run(
             }
         };
         if let Some(seg) = done {
+            let bytes: u64 = seg.data.iter().map(|b| b.len() as u64).sum();
             if let Err(e) = rec.add(seg, idle).await {
                 failure = Some(e.to_string());
                 break;
             }
+            os_metrics::dvr_segment_written(&code, bytes);
             set(&|s| {
                 s.segments = rec.index.segment_count;
                 s.bytes = rec.index.total_size_bytes;
