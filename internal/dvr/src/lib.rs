@@ -439,7 +439,9 @@ impl Writer {
         }
         // The number is taken even if indexing fails below.
         self.index.next_seq = seq + 1;
-        let start = seg.program_date_time;
+        // Millisecond dates and durations: exactly what the playlist says.
+        let start = chrono::SubsecRound::trunc_subsecs(seg.program_date_time, 3);
+        let duration = (seg.duration * 1000.0).round() / 1000.0;
         let mut discontinuity = seg.discontinuity;
         if let Some(last) = self.index.segments.last() {
             let from = last.end();
@@ -463,10 +465,10 @@ impl Writer {
             Some(last) if start < last.end() => last.end(),
             _ => start,
         };
-        self.target = self.target.max(seg.duration.ceil() as u64);
+        self.target = self.target.max(duration.ceil() as u64);
         self.index.segments.push(SegmentMeta {
             seq,
-            duration: seg.duration,
+            duration,
             program_date_time,
             size,
             discontinuity,
