@@ -208,7 +208,7 @@ fn assert_playlist_valid(dir: &Path) -> MediaPlaylist {
         let len = std::fs::metadata(dir.join(&seg.uri))
             .map(|m| m.len())
             .unwrap_or(0);
-        assert!(len > 0 && len % 188 == 0, "{}: {len} bytes", seg.uri);
+        assert!(len > 0 && len.is_multiple_of(188), "{}: {len} bytes", seg.uri);
         assert!(
             seg.program_date_time.is_some(),
             "{} has no PROGRAM-DATE-TIME",
@@ -629,7 +629,7 @@ async fn retention_by_age_and_by_size_deletes_only_the_oldest() {
             let total = info["total_size_bytes"].as_u64().unwrap_or(u64::MAX);
             assert!(total <= max, "{code}: {total} bytes kept > {max}");
             assert!(
-                listed.len() >= 1 && next as usize > listed.len(),
+                !listed.is_empty() && next as usize > listed.len(),
                 "{code}: {listed:?}"
             );
         }
