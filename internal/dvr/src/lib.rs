@@ -461,8 +461,16 @@ impl Writer {
         // Dates never run backwards (a wall clock step, or a segment timed
         // shorter than real time): the next one starts at the earliest at
         // the end of the previous one.
+        // (Only small overlaps are smoothed: a large step back of the wall
+        // clock is taken as it is.)
         let program_date_time = match self.index.segments.last() {
-            Some(last) if start < last.end() => last.end(),
+            Some(last)
+                if start < last.end()
+                    && last.end() - start
+                        <= chrono::Duration::from_std(2 * idle).unwrap_or_default() =>
+            {
+                last.end()
+            }
             _ => start,
         };
         self.target = self.target.max(duration.ceil() as u64);
@@ -619,6 +627,35 @@ mod tests {
                 "000005.ts"
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_hole_in_the_input_is_a_gap_and_dates_never_overlap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = settings(tmp.path());
+        let idle = Duration::from_secs(4);
+        let t0 = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
+        let mut w = Writer::open("cam", &s).await.unwrap();
+        w.add(seg(t0, false), idle).await.unwrap();
+        // Arrived 0.5 s early (GOP cache at the start): dated at the end of
+        // the previous one, no gap.
+        w.add(seg(t0 + seconds(1.5), false), idle).await.unwrap();
+        // 3 s late: under the 4 s threshold, jitter, no gap.
+        w.add(seg(t0 + seconds(7.0), false), idle).await.unwrap();
+        // 20 s of silence: a gap and a discontinuity.
+        w.add(seg(t0 + seconds(29.0), false), idle).await.unwrap();
+        let ix = &w.index;
+        let dates: Vec<_> = ix.segments.iter().map(|x| x.program_date_time).collect();
+        assert_eq!(
+            dates,
+            [t0, t0 + seconds(2.0), t0 + seconds(7.0), t0 + seconds(29.0)]
+        );
+        let disc: Vec<bool> = ix.segments.iter().map(|x| x.discontinuity).collect();
+        assert_eq!(disc, [false, false, false, true]);
+        assert_eq!(ix.gaps.len(), 1);
+        assert_eq!(ix.gaps[0].from, t0 + seconds(9.0));
+        assert_eq!(ix.gaps[0].to, t0 + seconds(29.0));
+        assert!((ix.gaps[0].duration_sec - 20.0).abs() < 1e-9);
     }
 
     #[tokio::test]
