@@ -354,21 +354,22 @@ impl Writer {
     async fn open(code: &str, settings: &DvrSettings) -> std::io::Result<Self> {
         let dir = settings.dir.clone();
         tokio::fs::create_dir_all(&dir).await?;
-        let mut index = match index::load(&dir).await {
-            Ok(Some(ix)) => ix,
-            Ok(None) => DvrIndex::new(code, Utc::now()),
+        // `trusted`: the index was read; otherwise it is rebuilt from the
+        // playlist and no segment file is ever deleted.
+        let (mut index, trusted) = match index::load(&dir).await {
+            Ok(Some(ix)) => (ix, true),
+            Ok(None) => (from_playlist(code, &dir).await, false),
             Err(e) => {
-                // A damaged index: keep it aside and start a new one (the
-                // numbering still continues after every file present).
-                tracing::warn!(stream = %code, error = %e, "dvr: index.json unreadable; starting a new index");
+                // A damaged index: kept aside, rebuilt from the playlist.
+                tracing::warn!(stream = %code, error = %e, "dvr: index.json unreadable; rebuilding it from playlist.m3u8");
                 let _ = tokio::fs::rename(dir.join(INDEX), dir.join("index.json.damaged")).await;
-                DvrIndex::new(code, Utc::now())
+                (from_playlist(code, &dir).await, false)
             }
         };
         index.stream_code = code.to_string();
-        // Leftovers of a run that was killed: temp files, and segments the
-        // index does not list (written, not yet indexed). Numbers continue
-        // after every segment file present.
+        // Leftovers of a run that was killed: temp files, and a segment the
+        // index does not list yet (renamed, not yet indexed). Numbers
+        // continue after every segment file present.
         let mut entries = tokio::fs::read_dir(&dir).await?;
         let mut listed_missing = Vec::new();
         while let Some(e) = entries.next_entry().await? {
@@ -377,7 +378,7 @@ impl Writer {
                 let _ = tokio::fs::remove_file(e.path()).await;
             } else if let Some(seq) = parse_segment_name(&name) {
                 index.next_seq = index.next_seq.max(seq + 1);
-                if !index.segments.iter().any(|s| s.seq == seq) {
+                if trusted && !index.segments.iter().any(|s| s.seq == seq) {
                     let _ = tokio::fs::remove_file(e.path()).await;
                 }
             }
@@ -507,6 +508,38 @@ impl Writer {
     async fn finish(&mut self) -> std::io::Result<()> {
         self.save(false).await
     }
+}
+
+/// An index rebuilt from `dir/playlist.m3u8` (segment sizes from the files;
+/// an empty index when there is no usable playlist).
+async fn from_playlist(code: &str, dir: &Path) -> DvrIndex {
+    let mut ix = DvrIndex::new(code, Utc::now());
+    let Ok(text) = tokio::fs::read_to_string(dir.join(PLAYLIST)).await else {
+        return ix;
+    };
+    let pl = os_hls::MediaPlaylist::parse(&text);
+    ix.media_sequence = pl.media_sequence;
+    ix.discontinuity_sequence = pl.discontinuity_sequence;
+    for seg in pl.segments {
+        let (Some(seq), Some(at)) = (parse_segment_name(&seg.uri), seg.program_date_time) else {
+            continue;
+        };
+        let Ok(meta) = tokio::fs::metadata(dir.join(&seg.uri)).await else {
+            continue;
+        };
+        ix.segments.push(SegmentMeta {
+            seq,
+            duration: seg.duration,
+            program_date_time: at,
+            size: meta.len(),
+            discontinuity: seg.discontinuity,
+        });
+    }
+    if let Some(first) = ix.segments.first() {
+        ix.started_at = first.program_date_time;
+    }
+    ix.refresh();
+    ix
 }
 
 /// Wall-clock end of a segment list (for callers reading an index).
@@ -656,6 +689,34 @@ mod tests {
         assert_eq!(ix.gaps[0].from, t0 + seconds(9.0));
         assert_eq!(ix.gaps[0].to, t0 + seconds(29.0));
         assert!((ix.gaps[0].duration_sec - 20.0).abs() < 1e-9);
+    }
+
+    #[tokio::test]
+    async fn a_lost_or_damaged_index_is_rebuilt_from_the_playlist() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = settings(tmp.path());
+        let idle = Duration::from_secs(4);
+        let t0 = chrono::SubsecRound::trunc_subsecs(Utc::now(), 3);
+        let mut w = Writer::open("cam", &s).await.unwrap();
+        for i in 0..3 {
+            w.add(seg(t0 + seconds(2.0 * f64::from(i)), false), idle)
+                .await
+                .unwrap();
+        }
+        let before = w.index.segments.clone();
+        drop(w);
+        std::fs::write(s.dir.join(INDEX), b"{ damaged").unwrap();
+        let w = Writer::open("cam", &s).await.unwrap();
+        assert_eq!(w.index.segments, before, "nothing recorded is lost");
+        assert_eq!(w.index.next_seq, 3);
+        assert!(s.dir.join("index.json.damaged").is_file());
+        drop(w);
+        std::fs::remove_file(s.dir.join(INDEX)).unwrap();
+        std::fs::remove_file(s.dir.join(PLAYLIST)).unwrap();
+        // Neither index nor playlist: the files stay, numbering continues.
+        let w = Writer::open("cam", &s).await.unwrap();
+        assert_eq!(w.index.next_seq, 3);
+        assert!(s.dir.join("000002.ts").is_file());
     }
 
     #[tokio::test]
