@@ -1043,3 +1043,54 @@ async fn sigterm_mid_segment_leaves_a_valid_playlist() {
         "{frames} frames for {total} s"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signal_loss_is_one_gap_and_one_discontinuity() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut c = common::config(dir.path(), "");
+    c.publisher.hls.dir = dir.path().join("hls").display().to_string();
+    let app = App::bind(c).await.unwrap_or_else(|e| panic!("bind: {e}"));
+    let s = common::serve(app);
+    let port = free_udp_port();
+    let mut feeder = Feeder::start(port, FEED);
+    let root = dir.path().join("dvr");
+    let doc = dvr_doc(port, &root, json!({"enabled": true, "segment_duration": 1}));
+    let (st, b) = common::call(&s, Method::PUT, "/streams/loss", Some(doc)).await;
+    assert_eq!(st, 201, "{b}");
+    let (st, b) = common::call(&s, Method::POST, "/streams/loss/start", None).await;
+    assert_eq!(st, 200, "{b}");
+    let st = wait_segments(&s, "loss", 4, Duration::from_secs(30)).await;
+    let before = st["dvr"]["segments"].as_u64().unwrap_or(0);
+    // The source goes silent for 6 s (> 2 × segment duration), then returns.
+    feeder.kill();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let _feeder = Feeder::start(port, FEED);
+    wait_segments(&s, "loss", before + 4, Duration::from_secs(30)).await;
+    let (st, b) = common::call(&s, Method::POST, "/streams/loss/recordings/stop", None).await;
+    assert_eq!(st, 200, "{b}");
+    let rec = root.join("loss");
+    let pl = assert_playlist_valid(&rec);
+    let text = std::fs::read_to_string(rec.join("playlist.m3u8")).unwrap_or_default();
+    assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+    let (_, b) = common::call(&s, Method::GET, "/recordings/loss/info", None).await;
+    let gaps = b["data"]["gaps"].as_array().cloned().unwrap_or_default();
+    assert_eq!(gaps.len(), 1, "{b:#}");
+    let gap = gaps[0]["duration_sec"].as_f64().unwrap_or(0.0);
+    assert!(
+        (4.0..12.0).contains(&gap),
+        "gap of {gap} s for 6 s of silence"
+    );
+    // Numbering has no hole, and the recording plays across the gap.
+    let want: Vec<String> = (0..pl.segments.len() as u64)
+        .map(os_hls::playlist::recording_segment_name)
+        .collect();
+    let uris: Vec<String> = pl.segments.iter().map(|s| s.uri.clone()).collect();
+    assert_eq!(uris, want);
+    let total: f64 = pl.segments.iter().map(|s| s.duration).sum();
+    let frames = decode_video_frames(&s.url("/recordings/loss/playlist.m3u8"));
+    assert!(
+        frames as f64 >= 25.0 * (total - 2.0),
+        "{frames} frames for {total} s"
+    );
+    s.stop().await;
+}
