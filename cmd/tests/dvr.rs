@@ -39,6 +39,7 @@ fn dvr_doc(port: u16, root: &Path, extra: Value) -> Value {
 struct Rig {
     dir: tempfile::TempDir,
     s: common::Server,
+    metrics: Option<std::net::SocketAddr>,
     _feeder: Feeder,
 }
 
@@ -57,6 +58,7 @@ async fn rig(
     c.publisher.hls.segment_duration = 1.0;
     let app = App::bind(c).await.unwrap_or_else(|e| panic!("bind: {e}"));
     let rx = app.events().subscribe("dvr-test", 4096);
+    let metrics = app.metrics_addr();
     let s = common::serve(app);
     let port = free_udp_port();
     let feeder = Feeder::start(port, FEED);
@@ -75,6 +77,7 @@ async fn rig(
         Rig {
             dir,
             s,
+            metrics,
             _feeder: feeder,
         },
         rx,
@@ -396,6 +399,26 @@ async fn thirty_second_recording_plays_with_timeshift_keyframe_cuts_and_true_inf
     let body = r1.bytes().await.unwrap_or_default();
     assert_eq!(body.len(), 188);
     assert_eq!(body[0], 0x47);
+    // Prometheus: one count per segment written, bytes as on disk.
+    let maddr = r.metrics.unwrap_or_else(|| panic!("metrics endpoint"));
+    let text = get_metrics(&s.client, maddr).await;
+    let metric = |name: &str| -> Option<u64> {
+        text.lines()
+            .find(|l| l.starts_with(name) && l.contains("stream=\"rec\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|v| v as u64)
+    };
+    assert_eq!(
+        metric("open_streamer_dvr_segments_total"),
+        Some(ts_names.len() as u64),
+        "{text}"
+    );
+    assert_eq!(
+        metric("open_streamer_dvr_bytes_total"),
+        Some(ts_bytes),
+        "{text}"
+    );
     // Events.
     let mut seen = Vec::new();
     while let Ok(e) = events.try_recv() {
@@ -411,6 +434,15 @@ async fn thirty_second_recording_plays_with_timeshift_keyframe_cuts_and_true_inf
         ]
     );
     r.s.stop().await;
+}
+
+async fn get_metrics(client: &reqwest::Client, addr: std::net::SocketAddr) -> String {
+    let r = client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("metrics: {e}"));
+    r.text().await.unwrap_or_default()
 }
 
 /// A stream recorded for a few seconds, then stopped.
@@ -1092,5 +1124,48 @@ async fn signal_loss_is_one_gap_and_one_discontinuity() {
         frames as f64 >= 25.0 * (total - 2.0),
         "{frames} frames for {total} s"
     );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_left_open_by_a_crash_is_closed_at_boot() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // What a killed server leaves: the record still says "recording".
+    let recs = dir.path().join("recordings");
+    std::fs::create_dir_all(&recs).unwrap_or_else(|e| panic!("{e}"));
+    let rec_dir = dir.path().join("dvr").join("gone");
+    std::fs::create_dir_all(&rec_dir).unwrap_or_else(|e| panic!("{e}"));
+    let record = json!({
+        "id": "gone", "stream_code": "gone", "started_at": "2026-01-01T00:00:00Z",
+        "status": "recording", "segment_dir": rec_dir.display().to_string(),
+    });
+    std::fs::write(recs.join("gone.json"), record.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let ix = json!({
+        "stream_code": "gone", "started_at": "2026-01-01T00:00:00Z",
+        "last_segment_at": "2026-01-01T00:10:00Z", "segment_count": 0,
+        "total_size_bytes": 0, "next_seq": 150,
+    });
+    std::fs::write(rec_dir.join("index.json"), ix.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let s = common::start(common::config(dir.path(), "")).await;
+    let (st, b) = common::call(&s, Method::GET, "/recordings/gone", None).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["data"]["status"], "stopped", "{b}");
+    assert_eq!(b["data"]["stopped_at"], "2026-01-01T00:10:00Z", "{b}");
+    // Its info still answers from the index; playback has nothing to list.
+    let (st, b) = common::call(&s, Method::GET, "/recordings/gone/info", None).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["data"]["next_segment"], 150);
+    let (st, b) = common::call(&s, Method::GET, "/recordings/gone/playlist.m3u8", None).await;
+    assert_eq!(
+        (st, b["error"]["code"].clone()),
+        (404, json!("NO_PLAYLIST")),
+        "{b}"
+    );
+    // Delete removes the files and the record.
+    let (st, _) = common::call(&s, Method::DELETE, "/recordings/gone", None).await;
+    assert_eq!(st, 204);
+    assert!(!rec_dir.exists());
+    let (st, _) = common::call(&s, Method::GET, "/recordings/gone", None).await;
+    assert_eq!(st, 404);
     s.stop().await;
 }

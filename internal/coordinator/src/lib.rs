@@ -172,7 +172,34 @@ impl Coordinator {
         if started > 0 {
             tracing::info!(streams = started, "resumed streams that were running");
         }
+        self.close_stale_recordings().await;
         started
+    }
+
+    /// Recordings still marked `recording` although their stream was not
+    /// resumed (the server was killed): marked `stopped` at the end of their
+    /// last segment (now when unknown).
+    async fn close_stale_recordings(&self) {
+        let Ok(recs) = self.store.list_recordings(None).await else {
+            return;
+        };
+        for mut rec in recs {
+            if rec.status != os_domain::RecordingStatus::Recording
+                || self.running.lock().await.contains_key(&rec.stream_code)
+            {
+                continue;
+            }
+            let dir = std::path::PathBuf::from(&rec.segment_dir);
+            let ended = match os_dvr::index::load(&dir).await {
+                Ok(Some(ix)) => ix.last_segment_at,
+                _ => None,
+            };
+            rec.status = os_domain::RecordingStatus::Stopped;
+            rec.stopped_at = Some(ended.unwrap_or_else(Utc::now));
+            if let Err(e) = self.store.put_recording(&rec).await {
+                tracing::warn!(stream = %rec.stream_code, error = %e, "dvr: cannot close a stale recording record");
+            }
+        }
     }
 
     /// Start a stream and remember that it should run.

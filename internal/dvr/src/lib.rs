@@ -275,12 +275,10 @@ async fn run(
             }
         };
         if let Some(seg) = done {
-            let bytes: u64 = seg.data.iter().map(|b| b.len() as u64).sum();
             if let Err(e) = rec.add(seg, idle).await {
                 failure = Some(e.to_string());
                 break;
             }
-            os_metrics::dvr_segment_written(&code, bytes);
             set(&|s| {
                 s.segments = rec.index.segment_count;
                 s.bytes = rec.index.total_size_bytes;
@@ -440,6 +438,7 @@ impl Writer {
         }
         // The number is taken even if indexing fails below.
         self.index.next_seq = seq + 1;
+        os_metrics::dvr_segment_written(&self.index.stream_code, size);
         // Millisecond dates and durations: exactly what the playlist says.
         let start = chrono::SubsecRound::trunc_subsecs(seg.program_date_time, 3);
         let duration = (seg.duration * 1000.0).round() / 1000.0;
