@@ -397,7 +397,7 @@ impl Coordinator {
                     dvr_stopping = rt.detach_dvr();
                     dvr_restart = new.dvr.as_ref().is_some_and(|d| d.enabled);
                     if dvr_restart && dvr_stopping.is_none() {
-                        let source = rt.buffer().clone();
+                        let source = rt.dvr_source();
                         rt.start_dvr(source, self.store.clone(), self.events.clone());
                         dvr_restart = false;
                     }
@@ -421,7 +421,7 @@ impl Coordinator {
         if dvr_restart {
             let mut running = self.running.lock().await;
             if let Some(rt) = running.get_mut(&new.code) {
-                let source = rt.buffer().clone();
+                let source = rt.dvr_source();
                 rt.start_dvr(source, self.store.clone(), self.events.clone());
             }
         }
@@ -476,7 +476,7 @@ impl Coordinator {
         {
             let mut running = self.running.lock().await;
             if let Some(rt) = running.get_mut(code) {
-                let source = rt.buffer().clone();
+                let source = rt.dvr_source();
                 rt.start_dvr(source, self.store.clone(), self.events.clone());
             }
         }
@@ -626,7 +626,7 @@ impl Coordinator {
         }
         // DVR records the stream buffer (the raw input buffer once a
         // transcoder feeds the stream buffer).
-        let source = rt.buffer().clone();
+        let source = rt.dvr_source();
         rt.start_dvr(source, self.store.clone(), self.events.clone());
         tracing::info!(stream = %stream.code, inputs = stream.inputs.len(), "stream started");
         self.events.emit(

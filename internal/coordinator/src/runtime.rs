@@ -178,9 +178,11 @@ impl Runtime {
         self.dvr.as_ref().is_some_and(|d| !d.watcher.is_finished())
     }
 
-    /// The buffer the stream's components read.
-    pub(crate) fn buffer(&self) -> &Arc<Buffer> {
-        &self.buffer
+    /// The hub buffer the DVR records: the stream buffer `<code>` today;
+    /// once a transcoder feeds the stream buffer, the raw input buffer
+    /// (`$raw$<code>`) is to be returned here (the one place to change).
+    pub(crate) fn dvr_source(&self) -> Arc<Buffer> {
+        self.buffer.clone()
     }
 
     /// The input list changed: the manager applies the difference.
