@@ -252,17 +252,36 @@ async fn push_dvr_and_metadata_changes_leave_the_pipeline_running() {
     );
     assert_eq!(b["reload"]["kept"], json!(["inputs", "hls"]));
     assert!(b["reload"].get("deferred").is_none(), "{b}");
-    body["dvr"] = json!({"enabled": true});
-    let (st, b) = put(&r.s, "rp", body).await;
+    let dvr_root = r._dir.path().join("dvr");
+    body["dvr"] = json!({"enabled": true, "segment_duration": 1, "storage_path": dvr_root.display().to_string()});
+    let (st, b) = put(&r.s, "rp", body.clone()).await;
     assert_eq!(st, 200, "{b}");
-    // No recorder in this build: saved, reported as deferred; the push
-    // task keeps running.
-    assert_eq!(b["reload"]["restarted"], json!([]));
-    assert_eq!(b["reload"]["deferred"], json!(["dvr"]));
+    // Only the recorder starts; the push task keeps running.
+    assert_eq!(b["reload"]["restarted"], json!(["dvr"]));
+    assert!(b["reload"].get("deferred").is_none(), "{b}");
     assert_eq!(
         b["reload"]["kept"],
         json!(["inputs", "hls", "push:rtmp://127.0.0.1:1/live/x"])
     );
+    untouched(&r, "rp", &watch, seq, 1).await;
+    let st = status(&r.s, "rp").await;
+    assert_eq!(st["dvr"]["state"], "recording", "{st:#}");
+    assert!(st["dvr"]["segments"].as_u64().unwrap_or(0) >= 1, "{st:#}");
+    assert!(dvr_root.join("rp").join("000000.ts").is_file());
+    // Switched off: only the recorder stops; its playlist becomes VOD.
+    body["dvr"]["enabled"] = json!(false);
+    let seq = media_sequence(&r.s, "rp").await.unwrap_or(0);
+    let (st, b) = put(&r.s, "rp", body).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["reload"]["restarted"], json!(["dvr"]));
+    assert_eq!(
+        b["reload"]["kept"],
+        json!(["inputs", "hls", "push:rtmp://127.0.0.1:1/live/x"])
+    );
+    let pl = std::fs::read_to_string(dvr_root.join("rp").join("playlist.m3u8"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(pl.ends_with("#EXT-X-ENDLIST\n"), "{pl}");
+    assert!(status(&r.s, "rp").await.get("dvr").is_none());
     untouched(&r, "rp", &watch, seq, 1).await;
     r.s.stop().await;
 }

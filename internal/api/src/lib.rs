@@ -10,6 +10,8 @@
 //! | `GET /healthz`, `GET /readyz`       | open  | [`health`]  |
 //! | `GET /swagger/`, `GET /swagger/openapi.json` | open | Swagger UI |
 //! | `GET\|HEAD /{code}/{file}` (`.m3u8 .ts .mpd .m4s .mp4`) | open | [`media`] |
+//! | `POST /streams/{code}/recordings/start\|stop`, `GET /streams/{code}/recordings`, `GET\|DELETE /recordings/{rid}`, `GET /recordings/{rid}/info` | token | [`recordings`] |
+//! | `GET /recordings/{rid}/playlist.m3u8\|timeshift.m3u8\|{file}` | open | [`recordings`] |
 //!
 //! "token" routes need `Authorization: Bearer <server.api_token>` when a
 //! token is configured. Every error is `{"error":{"code","message","details"}}`
@@ -21,6 +23,7 @@ pub mod error;
 pub mod health;
 pub mod hooks;
 pub mod media;
+pub mod recordings;
 pub mod streams;
 
 use std::any::Any;
@@ -132,6 +135,7 @@ Errors are `{\"error\":{\"code\":\"UPPER_SNAKE\",\"message\":\"…\",\"details\"
     ),
     tags(
         (name = "streams", description = "Stream configuration and lifecycle"),
+        (name = "recordings", description = "DVR recordings, playback and timeshift"),
         (name = "hooks", description = "Webhooks receiving lifecycle events"),
         (name = "config", description = "Server configuration at runtime"),
         (name = "health", description = "Liveness and readiness probes"),
@@ -140,7 +144,20 @@ Errors are `{\"error\":{\"code\":\"UPPER_SNAKE\",\"message\":\"…\",\"details\"
 )]
 struct ApiDoc;
 
-/// Declares the bearer scheme and marks every route outside `health` as needing it.
+/// Routes that need no token: probes and recording playback.
+fn is_open_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/healthz"
+            | "/readyz"
+            | "/recordings/{rid}/playlist.m3u8"
+            | "/recordings/{rid}/timeshift.m3u8"
+            | "/recordings/{rid}/{file}"
+    )
+}
+
+/// Declares the bearer scheme and marks every route outside `health` and
+/// recording playback as needing it.
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -156,7 +173,7 @@ impl Modify for BearerAuth {
             ),
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if path == "/healthz" || path == "/readyz" {
+            if is_open_path(path) {
                 continue;
             }
             for op in [
@@ -194,10 +211,22 @@ fn api_routes() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
             hooks::delete_hook
         ))
         .routes(routes!(hooks::test_hook))
-        .routes(routes!(config::get_config, config::post_config));
+        .routes(routes!(config::get_config, config::post_config))
+        .routes(routes!(recordings::start_recording))
+        .routes(routes!(recordings::stop_recording))
+        .routes(routes!(recordings::list_recordings))
+        .routes(routes!(
+            recordings::get_recording,
+            recordings::delete_recording
+        ))
+        .routes(routes!(recordings::recording_info));
     let open = OpenApiRouter::new()
         .routes(routes!(health::healthz))
-        .routes(routes!(health::readyz));
+        .routes(routes!(health::readyz))
+        // Playback: players cannot send a token.
+        .routes(routes!(recordings::recording_playlist))
+        .routes(routes!(recordings::recording_timeshift))
+        .routes(routes!(recordings::recording_file));
     (protected, open)
 }
 

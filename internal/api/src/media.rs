@@ -345,7 +345,7 @@ async fn serve_file(
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RangeSpec {
+pub(crate) enum RangeSpec {
     /// Inclusive byte range within the file.
     Bytes(u64, u64),
     Unsatisfiable,
@@ -354,7 +354,7 @@ enum RangeSpec {
 }
 
 /// Parse a single `bytes=` range against a file of `len` bytes.
-fn parse_range(value: &str, len: u64) -> RangeSpec {
+pub(crate) fn parse_range(value: &str, len: u64) -> RangeSpec {
     let Some(spec) = value.trim().strip_prefix("bytes=") else {
         return RangeSpec::Ignore;
     };

@@ -172,7 +172,34 @@ impl Coordinator {
         if started > 0 {
             tracing::info!(streams = started, "resumed streams that were running");
         }
+        self.close_stale_recordings().await;
         started
+    }
+
+    /// Recordings still marked `recording` although their stream was not
+    /// resumed (the server was killed): marked `stopped` at the end of their
+    /// last segment (now when unknown).
+    async fn close_stale_recordings(&self) {
+        let Ok(recs) = self.store.list_recordings(None).await else {
+            return;
+        };
+        for mut rec in recs {
+            if rec.status != os_domain::RecordingStatus::Recording
+                || self.running.lock().await.contains_key(&rec.stream_code)
+            {
+                continue;
+            }
+            let dir = std::path::PathBuf::from(&rec.segment_dir);
+            let ended = match os_dvr::index::load(&dir).await {
+                Ok(Some(ix)) => ix.last_segment_at,
+                _ => None,
+            };
+            rec.status = os_domain::RecordingStatus::Stopped;
+            rec.stopped_at = Some(ended.unwrap_or_else(Utc::now));
+            if let Err(e) = self.store.put_recording(&rec).await {
+                tracing::warn!(stream = %rec.stream_code, error = %e, "dvr: cannot close a stale recording record");
+            }
+        }
     }
 
     /// Start a stream and remember that it should run.
@@ -224,6 +251,7 @@ impl Coordinator {
                 switches: Vec::new(),
                 buffer: None,
                 push: Vec::new(),
+                dvr: None,
             });
         };
         Ok(rt.status(desired))
@@ -275,6 +303,11 @@ impl Coordinator {
         // behind its file cleanup.
         let mut hls_stopping = None;
         let mut dash_stopping = None;
+        // A changed recorder must finish writing before the new one opens
+        // the same directory: stopped under the lock, awaited after, then
+        // started again.
+        let mut dvr_stopping = None;
+        let mut dvr_restart = false;
         let (whole, report) = {
             let mut running = self.running.lock().await;
             let rt = running.get_mut(&new.code)?;
@@ -359,10 +392,19 @@ impl Coordinator {
                         .kept
                         .push(format!("push:{}", os_ingest::redact(&d.url)));
                 }
-                if diff.dvr {
-                    report.deferred.push("dvr".into());
-                }
                 rt.stream = new.clone();
+                if diff.dvr {
+                    dvr_stopping = rt.detach_dvr();
+                    dvr_restart = new.dvr.as_ref().is_some_and(|d| d.enabled);
+                    if dvr_restart && dvr_stopping.is_none() {
+                        let source = rt.dvr_source();
+                        rt.start_dvr(source, self.store.clone(), self.events.clone());
+                        dvr_restart = false;
+                    }
+                    report.restarted.push("dvr".into());
+                } else if rt.is_recording() {
+                    report.kept.push("dvr".into());
+                }
                 (None, report)
             }
         };
@@ -372,6 +414,16 @@ impl Coordinator {
         if let Some(task) = dash_stopping {
             runtime::wait_publisher_stopped(&new.code, "dash", task, self.config.stop_timeout)
                 .await;
+        }
+        if let Some(task) = dvr_stopping {
+            runtime::wait_publisher_stopped(&new.code, "dvr", task, self.config.stop_timeout).await;
+        }
+        if dvr_restart {
+            let mut running = self.running.lock().await;
+            if let Some(rt) = running.get_mut(&new.code) {
+                let source = rt.dvr_source();
+                rt.start_dvr(source, self.store.clone(), self.events.clone());
+            }
         }
         match whole {
             Some(Whole::Stop) => {
@@ -399,6 +451,96 @@ impl Coordinator {
             }
         }
         Some(report)
+    }
+
+    /// Start recording a running stream: `dvr.enabled` is set in the stored
+    /// config (so the recording resumes after a restart) and applied.
+    pub async fn recording_start(&self, code: &str) -> Result<os_domain::Recording, CoordError> {
+        if !self.running.lock().await.contains_key(code) {
+            self.store.get_stream(code).await?;
+            return Err(CoordError::NotRunning(code.to_string()));
+        }
+        let stream = self.set_dvr_enabled(code, true).await?;
+        self.stream_saved(&stream).await;
+        // A recorder that ended on an error (disk full) is started again.
+        let failed = {
+            let mut running = self.running.lock().await;
+            match running.get_mut(code) {
+                Some(rt) if !rt.is_recording() => rt.detach_dvr(),
+                _ => None,
+            }
+        };
+        if let Some(task) = failed {
+            runtime::wait_publisher_stopped(code, "dvr", task, self.config.stop_timeout).await;
+        }
+        {
+            let mut running = self.running.lock().await;
+            if let Some(rt) = running.get_mut(code) {
+                let source = rt.dvr_source();
+                rt.start_dvr(source, self.store.clone(), self.events.clone());
+            }
+        }
+        let dir = stream
+            .dvr
+            .as_ref()
+            .map(|d| os_dvr::recording_dir(d, code))
+            .unwrap_or_default();
+        let started_at = match self.store.get_recording(code).await {
+            Ok(r) => r.started_at,
+            Err(_) => Utc::now(),
+        };
+        Ok(os_domain::Recording {
+            id: code.to_string(),
+            stream_code: code.to_string(),
+            started_at,
+            stopped_at: None,
+            status: os_domain::RecordingStatus::Recording,
+            segment_dir: dir.display().to_string(),
+        })
+    }
+
+    /// Stop recording: `dvr.enabled` is cleared in the stored config and
+    /// the recorder stops (its playlist becomes VOD). Returns the record.
+    pub async fn recording_stop(&self, code: &str) -> Result<os_domain::Recording, CoordError> {
+        let stream = self.set_dvr_enabled(code, false).await?;
+        self.stream_saved(&stream).await;
+        Ok(self.store.get_recording(code).await?)
+    }
+
+    /// Whether a recorder of stream `code` is running.
+    pub async fn is_recording(&self, code: &str) -> bool {
+        self.running
+            .lock()
+            .await
+            .get(code)
+            .is_some_and(Runtime::is_recording)
+    }
+
+    /// Set `dvr.enabled` in the stored stream (optimistic retries).
+    async fn set_dvr_enabled(&self, code: &str, on: bool) -> Result<Stream, CoordError> {
+        for _ in 0..8 {
+            let cur = self.store.get_stream(code).await?;
+            let mut stream = cur.stream;
+            let mut dvr = stream.dvr.clone().unwrap_or_default();
+            if dvr.enabled == on && stream.dvr.is_some() {
+                return Ok(stream);
+            }
+            dvr.enabled = on;
+            stream.dvr = Some(dvr);
+            stream.updated_at = Some(Utc::now());
+            match self
+                .store
+                .put_stream(&stream, os_store::Precondition::Version(cur.version))
+                .await
+            {
+                Ok(_) => return Ok(stream),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CoordError::Conflict(format!(
+            "stream \"{code}\" is being changed concurrently; retry"
+        )))
     }
 
     /// Make input `priority` of a running stream the active one.
@@ -482,6 +624,10 @@ impl Coordinator {
         if stream.protocols.dash {
             rt.start_dash(self.config.dash.clone());
         }
+        // DVR records the stream buffer (the raw input buffer once a
+        // transcoder feeds the stream buffer).
+        let source = rt.dvr_source();
+        rt.start_dvr(source, self.store.clone(), self.events.clone());
         tracing::info!(stream = %stream.code, inputs = stream.inputs.len(), "stream started");
         self.events.emit(
             EventType::StreamStarted,

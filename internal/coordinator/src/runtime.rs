@@ -41,6 +41,16 @@ pub(crate) struct Runtime {
     /// Push-out tasks, one per enabled `push[]` destination, in config order.
     push: Vec<PushOut>,
     next_push: usize,
+    /// The DVR recorder, when `dvr.enabled` (see [`Self::start_dvr`]).
+    dvr: Option<DvrRun>,
+}
+
+/// A recorder and the task that records its lifecycle in the store.
+struct DvrRun {
+    cancel: CancellationToken,
+    status: Arc<Mutex<os_dvr::DvrStatus>>,
+    /// Ends after the recorder ended and its outcome was stored.
+    watcher: JoinHandle<()>,
 }
 
 struct PushOut {
@@ -87,7 +97,92 @@ impl Runtime {
             play_protocols: Vec::new(),
             push: Vec::new(),
             next_push: 0,
+            dvr: None,
         }
+    }
+
+    /// Start recording `source` (the stream buffer `<code>`; with a
+    /// transcoder, the raw input buffer) per the stream's `dvr` config
+    /// (no-op when a recorder runs or DVR is not enabled). The recording
+    /// record is upserted as `recording`, then as `stopped`/`failed` when
+    /// the recorder ends.
+    pub(crate) fn start_dvr(
+        &mut self,
+        source: Arc<Buffer>,
+        store: Arc<dyn os_store::Store>,
+        events: Arc<EventBus>,
+    ) {
+        if self.dvr.is_some() {
+            return;
+        }
+        let Some(config) = self.stream.dvr.clone().filter(|d| d.enabled) else {
+            return;
+        };
+        let code = self.stream.code.clone();
+        let settings = os_dvr::DvrSettings::new(&config, &code);
+        let cancel = self.cancel.child_token();
+        let recorder = os_dvr::spawn_recorder(
+            code.clone(),
+            source,
+            settings.clone(),
+            events,
+            cancel.clone(),
+        );
+        let (_, status, task) = recorder.into_parts();
+        let watcher = tokio::spawn(async move {
+            let started_at = match store.get_recording(&code).await {
+                Ok(r) => r.started_at,
+                Err(_) => Utc::now(),
+            };
+            let mut rec = os_domain::Recording {
+                id: code.clone(),
+                stream_code: code.clone(),
+                started_at,
+                stopped_at: None,
+                status: os_domain::RecordingStatus::Recording,
+                segment_dir: settings.dir.display().to_string(),
+            };
+            if let Err(e) = store.put_recording(&rec).await {
+                tracing::warn!(stream = %code, error = %e, "dvr: cannot save the recording record");
+            }
+            let outcome = task
+                .await
+                .unwrap_or(os_dvr::Outcome::Failed("recorder panicked".into()));
+            rec.stopped_at = Some(Utc::now());
+            rec.status = match outcome {
+                os_dvr::Outcome::Stopped => os_domain::RecordingStatus::Stopped,
+                os_dvr::Outcome::Failed(_) => os_domain::RecordingStatus::Failed,
+            };
+            if let Err(e) = store.put_recording(&rec).await {
+                tracing::warn!(stream = %code, error = %e, "dvr: cannot save the recording record");
+            }
+        });
+        self.dvr = Some(DvrRun {
+            cancel,
+            status,
+            watcher,
+        });
+    }
+
+    /// Stop the recorder (it closes its segment and makes the playlist VOD)
+    /// and hand back the task to await without holding the coordinator's lock.
+    pub(crate) fn detach_dvr(&mut self) -> Option<JoinHandle<()>> {
+        self.dvr.take().map(|d| {
+            d.cancel.cancel();
+            d.watcher
+        })
+    }
+
+    /// A recorder is running (not ended by an error).
+    pub(crate) fn is_recording(&self) -> bool {
+        self.dvr.as_ref().is_some_and(|d| !d.watcher.is_finished())
+    }
+
+    /// The hub buffer the DVR records: the stream buffer `<code>` today;
+    /// once a transcoder feeds the stream buffer, the raw input buffer
+    /// (`$raw$<code>`) is to be returned here (the one place to change).
+    pub(crate) fn dvr_source(&self) -> Arc<Buffer> {
+        self.buffer.clone()
     }
 
     /// The input list changed: the manager applies the difference.
@@ -238,7 +333,11 @@ impl Runtime {
         // Owned here (already out of the coordinator's map): waiting is fine.
         self.cancel.cancel();
         self.play.clear();
+        let dvr = self.detach_dvr();
         self.stop_hls(timeout).await;
+        if let Some(task) = dvr {
+            wait_publisher_stopped(&self.stream.code, "dvr", task, timeout).await;
+        }
         if let Some(task) = self.detach_dash() {
             wait_publisher_stopped(&self.stream.code, "dash", task, timeout).await;
         }
@@ -298,6 +397,12 @@ impl Runtime {
                 .iter()
                 .map(|p| status::push_status(&p.dest.url, &p.stats.snapshot()))
                 .collect(),
+            dvr: self.dvr.as_ref().map(|d| {
+                d.status
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+            }),
         }
     }
 }

@@ -172,6 +172,10 @@ pub struct StreamStatus {
     /// Enabled push-out destinations, in `push[]` order (running streams).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub push: Vec<PushStatus>,
+    /// The DVR recorder (running streams with `dvr.enabled`, or one that
+    /// stopped on an error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dvr: Option<os_dvr::DvrStatus>,
 }
 
 pub(crate) fn input_status(

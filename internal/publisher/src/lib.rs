@@ -34,7 +34,6 @@
 
 pub mod dash;
 pub mod hls;
-mod peek;
 pub mod playlist;
 pub mod push;
 pub mod segmenter;

@@ -18,7 +18,7 @@ const PID_PAT: u16 = 0;
 
 /// Timestamps found in one chunk on the reference PID (90 kHz, 33 bit).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Peek {
+pub struct Peek {
     /// Decode time (DTS, else PTS) of the first PES starting in the chunk.
     pub first: Option<u64>,
     /// Decode time of the last PES starting in the chunk.
@@ -27,7 +27,7 @@ pub(crate) struct Peek {
 
 /// PSI state of one stream as seen by the segmenter.
 #[derive(Debug, Default)]
-pub(crate) struct PtsPeek {
+pub struct PtsPeek {
     pmt_pid: Option<u16>,
     /// Latest PAT and PMT packets, as received.
     pat: Option<Bytes>,
@@ -38,13 +38,13 @@ pub(crate) struct PtsPeek {
 
 impl PtsPeek {
     /// Forget everything (source switch: PIDs may change).
-    pub(crate) fn reset(&mut self) {
+    pub fn reset(&mut self) {
         *self = Self::default();
     }
 
     /// `PAT + PMT` packets to put in front of a segment that does not start
     /// with a PAT, once both are known.
-    pub(crate) fn psi(&self) -> Option<Bytes> {
+    pub fn psi(&self) -> Option<Bytes> {
         let (pat, pmt) = (self.pat.as_ref()?, self.pmt.as_ref()?);
         let mut v = Vec::with_capacity(2 * PACKET_SIZE);
         v.extend_from_slice(pat);
@@ -54,7 +54,7 @@ impl PtsPeek {
 
     /// Walk the packets of `chunk` (`chunk` is a slice of the shared `Bytes`
     /// so PSI packets are kept without copying).
-    pub(crate) fn scan(&mut self, chunk: &Bytes) -> Peek {
+    pub fn scan(&mut self, chunk: &Bytes) -> Peek {
         let mut peek = Peek::default();
         for (i, pkt) in chunk.chunks_exact(PACKET_SIZE).enumerate() {
             let Some(pkt) = pkt.first_chunk::<PACKET_SIZE>() else {
@@ -101,7 +101,7 @@ impl PtsPeek {
 }
 
 /// Whether `chunk` begins with a PAT packet.
-pub(crate) fn starts_with_pat(chunk: &[u8]) -> bool {
+pub fn starts_with_pat(chunk: &[u8]) -> bool {
     matches!(chunk, [0x47, b1, b2, ..] if (u16::from(b1 & 0x1F) << 8 | u16::from(*b2)) == PID_PAT)
 }
 
@@ -113,7 +113,7 @@ fn section(payload: &[u8]) -> Option<&[u8]> {
 
 /// `b - a` on the 33-bit 90 kHz clock, in seconds; `None` when `b` is not
 /// after `a` (or more than half the clock range after it).
-pub(crate) fn ts_seconds(a: u64, b: u64) -> Option<f64> {
+pub fn ts_seconds(a: u64, b: u64) -> Option<f64> {
     const MASK: u64 = (1 << 33) - 1;
     let d = b.wrapping_sub(a) & MASK;
     (d < (1 << 32)).then(|| d as f64 / 90_000.0)
