@@ -70,9 +70,14 @@ async fn create(s: &Server, code: &str, protocols: Value) -> u16 {
 /// ffmpeg sending `seconds` of 25 fps video (`codec`: libx264 / libx265) +
 /// 48 kHz AAC as MPEG-TS to `udp://127.0.0.1:port`, keyframe every second.
 fn feed(port: u16, codec: &str, size: &str, seconds: u32) -> Kill {
+    feed_with(port, codec, &format!("testsrc=size={size}:rate=25"), seconds)
+}
+
+/// As [`feed`], with any lavfi video source.
+fn feed_with(port: u16, codec: &str, video: &str, seconds: u32) -> Kill {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", &format!("testsrc=size={size}:rate=25")])
+        .args(["-f", "lavfi", "-i", video])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &seconds.to_string()])
         .args(["-c:v", codec, "-preset", "ultrafast", "-pix_fmt", "yuv420p"]);
@@ -275,7 +280,20 @@ struct Client {
 
 impl Client {
     async fn connect(addr: SocketAddr) -> Self {
-        let sock = TcpStream::connect(addr)
+        Self::connect_with(addr, None).await
+    }
+
+    /// Connect with an explicit receive buffer size (a small one makes a
+    /// reader that stops reading push back on the server quickly).
+    async fn connect_with(addr: SocketAddr, recv_buffer: Option<u32>) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("socket: {e}"));
+        if let Some(size) = recv_buffer {
+            socket
+                .set_recv_buffer_size(size)
+                .unwrap_or_else(|e| panic!("SO_RCVBUF: {e}"));
+        }
+        let sock = socket
+            .connect(addr)
             .await
             .unwrap_or_else(|e| panic!("connect: {e}"));
         Self {
@@ -383,12 +401,14 @@ struct Played {
     /// Sequence number gaps seen (video, audio).
     gaps: usize,
     sender_reports: usize,
+    /// Bytes received after PLAY.
+    bytes: usize,
 }
 
 /// Play `url` until `stop`; `stall` = never read after PLAY.
 async fn play(addr: SocketAddr, url: String, stop: CancellationToken, stall: bool) -> Played {
     let mut out = Played::default();
-    let mut c = Client::connect(addr).await;
+    let mut c = Client::connect_with(addr, stall.then_some(4096)).await;
     match c.start(&url).await {
         Ok(r) if r.status == 200 => out.accepted = true,
         Ok(r) => {
@@ -402,7 +422,18 @@ async fn play(addr: SocketAddr, url: String, stop: CancellationToken, stall: boo
     }
     if stall {
         stop.cancelled().await;
-        out.end = "stalled".into();
+        // What the server managed to queue before it gave up on us.
+        let mut total = c.buf.len();
+        let mut tmp = vec![0u8; 64 << 10];
+        out.end = loop {
+            match tokio::time::timeout(Duration::from_millis(500), c.sock.read(&mut tmp)).await {
+                Ok(Ok(0)) => break "stalled, then closed by the server".into(),
+                Ok(Ok(n)) => total += n,
+                Ok(Err(e)) => break format!("stalled, then {e}"),
+                Err(_) => break "stalled".into(),
+            }
+        };
+        out.bytes = total;
         return out;
     }
     let mut last_seq: [Option<u16>; 2] = [None, None];
@@ -410,8 +441,9 @@ async fn play(addr: SocketAddr, url: String, stop: CancellationToken, stall: boo
     let mut buf = std::mem::take(&mut c.buf);
     let mut tmp = vec![0u8; 64 << 10];
     loop {
-        while let Some((f, n)) = os_rtsp::parse_interleaved(&buf) {
-            buf.drain(..n);
+        let mut at = 0;
+        while let Some((f, n)) = os_rtsp::parse_interleaved(&buf[at..]) {
+            at += n;
             match f.channel {
                 0 | 2 => {
                     let Some(h) = RtpHeader::parse(&f.data) else {
@@ -460,6 +492,8 @@ async fn play(addr: SocketAddr, url: String, stop: CancellationToken, stall: boo
                 Err(e) => { out.end = e.to_string(); return out; }
             }
         };
+        buf.drain(..at);
+        out.bytes += n;
         buf.extend_from_slice(&tmp[..n]);
     }
 }
@@ -474,7 +508,14 @@ async fn many_rtsp_players_get_every_frame() {
     const SECONDS: u32 = 14;
     let (s, rtsp, _dir) = server().await;
     let port = create(&s, "fan", json!({"rtsp": true})).await;
-    let mut publisher = feed(port, "libx264", "320x240", SECONDS);
+    // Noise makes the picture hard to compress (~2 Mbit/s): enough bytes
+    // that a reader that stops reading fills its socket buffers early.
+    let mut publisher = feed_with(
+        port,
+        "libx264",
+        "testsrc=size=320x240:rate=25,noise=alls=50:allf=t+u",
+        SECONDS,
+    );
     wait_active(&s, "fan").await;
     let url = format!("rtsp://{rtsp}/live/fan");
     let stop = CancellationToken::new();
@@ -497,6 +538,18 @@ async fn many_rtsp_players_get_every_frame() {
     }
     let stalled = stalled.await.unwrap_or_else(|e| panic!("{e}"));
     assert!(stalled.accepted, "stalled player: {}", stalled.end);
+    // The stalled reader really pushed back: the server could not hand it
+    // the stream (it skipped ahead or gave up on it) while the others got all.
+    let full = results[0].bytes;
+    eprintln!(
+        "stalled reader: {} ({} bytes of {full})",
+        stalled.end, stalled.bytes
+    );
+    assert!(
+        stalled.bytes < full / 2,
+        "stalled reader was not held back: {} of {full} bytes",
+        stalled.bytes
+    );
     let last = results[0].video.last().map(|v| v.0);
     for (i, p) in results.iter().enumerate() {
         assert!(p.accepted, "player {i}: {}", p.end);

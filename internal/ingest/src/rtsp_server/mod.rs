@@ -42,6 +42,10 @@ use crate::play::{PlayProtocol, Players};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent connections on the listener.
 const MAX_CONNECTIONS: usize = 1024;
+/// Kernel send buffer per player connection: bounds the memory a slow
+/// player pins and makes it fall behind the fanout ring (and skip ahead)
+/// instead of hiding seconds of media in the socket.
+const SEND_BUFFER: usize = 512 << 10;
 /// Units written at most in one vectored write.
 const MAX_BATCH: usize = 32;
 /// Sender reports per track, at most this often.
@@ -174,6 +178,7 @@ pub async fn serve_listener(
             continue;
         };
         let _ = socket.set_nodelay(true);
+        let _ = socket2::SockRef::from(&socket).set_send_buffer_size(SEND_BUFFER);
         let local = socket.local_addr().unwrap_or(peer);
         let shared = shared.clone();
         let cancel = cancel.clone();
