@@ -37,10 +37,15 @@ fn init_log() {
 }
 
 async fn server() -> (Server, SocketAddr, tempfile::TempDir) {
+    server_with("udp").await
+}
+
+/// A server whose RTSP listener offers `transport` (`tcp` | `udp`).
+async fn server_with(transport: &str) -> (Server, SocketAddr, tempfile::TempDir) {
     init_log();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut c = config(dir.path(), "");
-    c.listeners.rtsp.transport = "udp".into();
+    c.listeners.rtsp.transport = transport.into();
     let app = open_streamer::App::bind(c)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -108,10 +113,15 @@ async fn wait_active(s: &Server, code: &str) {
     panic!("{code} did not become active");
 }
 
-/// ffprobe's streams of `url` over `transport`.
+/// ffprobe's streams of `url` over `transport` (empty: ffmpeg's default,
+/// UDP first, then TCP).
 async fn probe(url: &str, transport: &str) -> Result<Value, String> {
-    let out = tokio::process::Command::new("ffprobe")
-        .args(["-v", "error", "-rtsp_transport", transport])
+    let mut cmd = tokio::process::Command::new("ffprobe");
+    cmd.args(["-v", "error"]);
+    if !transport.is_empty() {
+        cmd.args(["-rtsp_transport", transport]);
+    }
+    let out = cmd
         .args(["-timeout", "10000000"])
         .args([
             "-show_entries",
@@ -188,8 +198,13 @@ fn check_probe(v: &Value, url: &str, video_codec: &str, size: (u64, u64)) {
 /// GStreamer `rtspsrc` plays `url`, depayloads and decodes both tracks;
 /// returns its verbose output (negotiated caps).
 async fn gstreamer(url: &str, protocols: &str, video_depay: &str, video_dec: &str) -> String {
+    let protocols_arg = if protocols.is_empty() {
+        String::new()
+    } else {
+        format!("protocols={protocols}")
+    };
     let pipeline = format!(
-        "rtspsrc location={url} protocols={protocols} latency=200 name=src \
+        "rtspsrc location={url} {protocols_arg} latency=200 name=src \
          src. ! queue ! {video_depay} ! {video_dec} ! fakesink num-buffers=40 \
          src. ! queue ! rtpmp4gdepay ! avdec_aac ! fakesink num-buffers=60"
     );
@@ -241,6 +256,38 @@ async fn ffmpeg_and_gstreamer_play_h264_aac() {
         assert!(text.contains("width=(int)640"), "{protocols}: {text}");
         assert!(text.contains("audio/x-raw"), "{protocols}: {text}");
     }
+    s.stop().await;
+}
+
+/// With `listeners.rtsp.transport: tcp` (the default) a UDP-only SETUP is
+/// refused with 461 and clients that try UDP first fall back to TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_only_listener_makes_clients_fall_back() {
+    let (s, rtsp, _dir) = server_with("tcp").await;
+    let port = create(&s, "tcponly", json!({"rtsp": true})).await;
+    let _feed = feed(port, "libx264", "320x240", 60);
+    wait_active(&s, "tcponly").await;
+    let url = format!("rtsp://{rtsp}/live/tcponly");
+    let v = probe(&url, "").await.unwrap_or_else(|e| panic!("{e}"));
+    check_probe(&v, &url, "h264", (320, 240));
+    assert!(probe(&url, "udp").await.is_err(), "UDP-only must fail");
+    let text = gstreamer(&url, "", "rtph264depay", "avdec_h264").await;
+    assert!(text.contains("width=(int)320"), "{text}");
+    let mut c = Client::connect(rtsp).await;
+    let r = c
+        .request("DESCRIBE", &url, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 200);
+    let r = c
+        .request(
+            "SETUP",
+            &format!("{url}/trackID=0"),
+            &[("Transport", "RTP/AVP;unicast;client_port=5000-5001")],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status, 461);
     s.stop().await;
 }
 
