@@ -55,7 +55,9 @@ async fn server_with(transport: &str) -> (Server, SocketAddr, tempfile::TempDir)
 
 fn free_udp_port() -> u16 {
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    s.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"))
+    s.local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A stream with a UDP MPEG-TS input on a free port; returns the port.
@@ -75,7 +77,12 @@ async fn create(s: &Server, code: &str, protocols: Value) -> u16 {
 /// ffmpeg sending `seconds` of 25 fps video (`codec`: libx264 / libx265) +
 /// 48 kHz AAC as MPEG-TS to `udp://127.0.0.1:port`, keyframe every second.
 fn feed(port: u16, codec: &str, size: &str, seconds: u32) -> Kill {
-    feed_with(port, codec, &format!("testsrc=size={size}:rate=25"), seconds)
+    feed_with(
+        port,
+        codec,
+        &format!("testsrc=size={size}:rate=25"),
+        seconds,
+    )
 }
 
 /// As [`feed`], with any lavfi video source.
@@ -507,7 +514,11 @@ async fn play(addr: SocketAddr, url: String, stop: CancellationToken, stall: boo
                     if k == 0 {
                         let pl = &f.data[h.payload_offset..];
                         let t = pl.first().map_or(0, |b| b & 0x1F);
-                        let nal = if t == 28 { pl.get(1).map_or(0, |b| b & 0x1F) } else { t };
+                        let nal = if t == 28 {
+                            pl.get(1).map_or(0, |b| b & 0x1F)
+                        } else {
+                            t
+                        };
                         frame_key |= nal == 5 || nal == 7;
                         if h.marker {
                             out.video.push((h.timestamp, frame_key, Instant::now()));
@@ -517,13 +528,12 @@ async fn play(addr: SocketAddr, url: String, stop: CancellationToken, stall: boo
                         out.audio += 1;
                     }
                 }
-                1 | 3 => {
+                1 | 3
                     if os_rtsp::rtcp::packets(&f.data)
                         .first()
-                        .is_some_and(|p| p.0 == 200)
-                    {
-                        out.sender_reports += 1;
-                    }
+                        .is_some_and(|p| p.0 == 200) =>
+                {
+                    out.sender_reports += 1;
                 }
                 _ => {}
             }
@@ -611,7 +621,11 @@ async fn many_rtsp_players_get_every_frame() {
             "player {i}: only {} frames",
             p.video.len()
         );
-        assert!(p.audio >= 47 * 8, "player {i}: only {} audio frames", p.audio);
+        assert!(
+            p.audio >= 47 * 8,
+            "player {i}: only {} audio frames",
+            p.audio
+        );
         for w in p.video.windows(2) {
             assert_eq!(
                 w[1].0.wrapping_sub(w[0].0),
@@ -632,7 +646,11 @@ async fn many_rtsp_players_get_every_frame() {
             worst < Duration::from_secs(1),
             "player {i} waited {worst:?}"
         );
-        assert!(p.sender_reports >= 2, "player {i}: {} sender reports", p.sender_reports);
+        assert!(
+            p.sender_reports >= 2,
+            "player {i}: {} sender reports",
+            p.sender_reports
+        );
     }
     s.stop().await;
 }
@@ -652,19 +670,26 @@ async fn bad_requests_get_clean_answers() {
 
     // Garbage: 400, then the server closes.
     let mut c = Client::connect(rtsp).await;
-    c.send_raw(b"\x16\x03\x01\x02\x00garbage\r\n\r\n").await.unwrap_or_default();
+    c.send_raw(b"\x16\x03\x01\x02\x00garbage\r\n\r\n")
+        .await
+        .unwrap_or_default();
     let r = c.response().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 400);
     assert!(c.response().await.is_err(), "closed after garbage");
 
     // HTTP on the RTSP port.
     let mut c = Client::connect(rtsp).await;
-    c.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap_or_default();
+    c.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap_or_default();
     assert_eq!(c.response().await.map(|r| r.status), Ok(400));
 
     // Huge header: 400 and closed, without the server buffering it all.
     let mut c = Client::connect(rtsp).await;
-    let huge = format!("OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nX-Big: {}", "a".repeat(64 << 10));
+    let huge = format!(
+        "OPTIONS * RTSP/1.0\r\nCSeq: 1\r\nX-Big: {}",
+        "a".repeat(64 << 10)
+    );
     let _ = c.send_raw(huge.as_bytes()).await;
     assert_eq!(c.response().await.map(|r| r.status), Ok(400));
 
@@ -678,12 +703,18 @@ async fn bad_requests_get_clean_answers() {
         .await
         .unwrap_or_default();
     assert_eq!(c.response().await.map(|r| r.status), Ok(400));
-    let r = c.request("OPTIONS", &url, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let r = c
+        .request("OPTIONS", &url, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 200);
     assert!(r.get("Public").is_some_and(|p| p.contains("DESCRIBE")));
 
     // Methods out of order and unknown sessions.
-    let r = c.request("PLAY", &url, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let r = c
+        .request("PLAY", &url, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 455, "PLAY before SETUP");
     let r = c
         .request("PAUSE", &url, &[("Session", "DEADBEEF")])
@@ -696,23 +727,44 @@ async fn bad_requests_get_clean_answers() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 454);
     let r = c
-        .request("SETUP", &format!("{url}/trackID=0"), &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"), ("Session", "NOPE")])
+        .request(
+            "SETUP",
+            &format!("{url}/trackID=0"),
+            &[
+                ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"),
+                ("Session", "NOPE"),
+            ],
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 454);
     let r = c
-        .request("SETUP", &format!("{url}/trackID=9"), &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")])
+        .request(
+            "SETUP",
+            &format!("{url}/trackID=9"),
+            &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")],
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 404, "no such track");
     let r = c
-        .request("SETUP", &format!("{url}/trackID=0"), &[("Transport", "RTP/SAVP;multicast")])
+        .request(
+            "SETUP",
+            &format!("{url}/trackID=0"),
+            &[("Transport", "RTP/SAVP;multicast")],
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 461, "unsupported transport");
-    let r = c.request("RECORD", &url, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let r = c
+        .request("RECORD", &url, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 405);
-    let r = c.request("FROB", &url, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let r = c
+        .request("FROB", &url, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 501);
     let r = c
         .request("DESCRIBE", &format!("rtsp://{rtsp}/live/nope"), &[])
@@ -724,26 +776,43 @@ async fn bad_requests_get_clean_answers() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 404, "unknown path");
-    c.send_raw(b"OPTIONS * RTSP/2.0\r\nCSeq: 99\r\n\r\n").await.unwrap_or_default();
+    c.send_raw(b"OPTIONS * RTSP/2.0\r\nCSeq: 99\r\n\r\n")
+        .await
+        .unwrap_or_default();
     assert_eq!(c.response().await.map(|r| r.status), Ok(505));
 
     // A full session on the same connection still works: SETUP, PLAY,
     // PAUSE, keepalive, TEARDOWN.
     let r = c.start(&url).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 200);
-    assert!(r.get("RTP-Info").is_some_and(|i| i.contains("seq=") && i.contains("rtptime=")), "{r:?}");
+    assert!(
+        r.get("RTP-Info")
+            .is_some_and(|i| i.contains("seq=") && i.contains("rtptime=")),
+        "{r:?}"
+    );
     assert!(r.get("Range").is_some());
-    let r = c.request("PAUSE", &url, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let r = c
+        .request("PAUSE", &url, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 200);
-    let r = c.request("GET_PARAMETER", &url, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let r = c
+        .request("GET_PARAMETER", &url, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 200);
     assert!(r.get("Session").is_some_and(|s| s.contains("timeout=60")));
-    let r = c.request("TEARDOWN", &url, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let r = c
+        .request("TEARDOWN", &url, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 200);
 
     // Half a request, then the peer goes away: nothing breaks.
     let mut c = Client::connect(rtsp).await;
-    c.send_raw(b"DESCRIBE rtsp://x/live/bad RTSP/1.0\r\nCSe").await.unwrap_or_default();
+    c.send_raw(b"DESCRIBE rtsp://x/live/bad RTSP/1.0\r\nCSe")
+        .await
+        .unwrap_or_default();
     drop(c);
 
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -766,7 +835,10 @@ async fn rtsp_follows_the_stream_flag() {
     wait_active(&s, "tog").await;
     let url = format!("rtsp://{rtsp}/live/tog");
     let mut c = Client::connect(rtsp).await;
-    let r = c.request("DESCRIBE", &url, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let r = c
+        .request("DESCRIBE", &url, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 404, "rtsp off");
 
     let (_, cur) = call(&s, Method::GET, "/streams/tog", None).await;
@@ -799,7 +871,10 @@ async fn rtsp_follows_the_stream_flag() {
     assert!(p.video.len() > 25);
     stop.cancel();
     let mut c = Client::connect(rtsp).await;
-    let r = c.request("DESCRIBE", &url, &[]).await.unwrap_or_else(|e| panic!("{e}"));
+    let r = c
+        .request("DESCRIBE", &url, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status, 404, "rtsp off again");
     // The input kept running throughout.
     let (_, st) = call(&s, Method::GET, "/streams/tog/status", None).await;

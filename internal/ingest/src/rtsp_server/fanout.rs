@@ -306,10 +306,14 @@ impl Packager {
                 } else {
                     PT_AUDIO
                 };
-                let audio = p.tracks.iter().find(|t| t.id == *id).and_then(|t| match &t.params {
-                    Some(TrackParams::Audio(a)) => Some(a.clone()),
-                    _ => None,
-                });
+                let audio = p
+                    .tracks
+                    .iter()
+                    .find(|t| t.id == *id)
+                    .and_then(|t| match &t.params {
+                        Some(TrackParams::Audio(a)) => Some(a.clone()),
+                        _ => None,
+                    });
                 Some(Track {
                     id: *id,
                     codec: *codec,
@@ -413,7 +417,11 @@ impl Packager {
         let channel = (index * 2) as u8;
         let unit = Unit {
             track: index,
-            key: if has_video { is_video && au.keyframe } else { true },
+            key: if has_video {
+                is_video && au.keyframe
+            } else {
+                true
+            },
             framed: packets.iter().map(|p| framed(channel, p)).collect(),
             rtp_ts,
             generation: self.generation,
@@ -451,12 +459,14 @@ async fn run(inner: Arc<Inner>, cancel: CancellationToken) {
                     republish |= pk.generation != before;
                 }
                 Event::Params(c) => {
-                    if let (Some(t), TrackParams::Audio(a)) = (
-                        pk.tracks.iter_mut().find(|t| t.id == c.track),
-                        &c.params,
-                    ) && t.audio.as_ref() != Some(a)
+                    if let (Some(t), TrackParams::Audio(a)) =
+                        (pk.tracks.iter_mut().find(|t| t.id == c.track), &c.params)
+                        && t.audio.as_ref() != Some(a)
                     {
-                        if t.audio.as_ref().is_some_and(|o| o.sample_rate != a.sample_rate) {
+                        if t.audio
+                            .as_ref()
+                            .is_some_and(|o| o.sample_rate != a.sample_rate)
+                        {
                             // A different clock rate is a new layout.
                             pk.generation += 1;
                             pk.need_key = true;
@@ -560,7 +570,10 @@ mod tests {
 
     #[tokio::test]
     async fn describes_and_packetizes_a_real_stream() {
-        let path = format!("{}/../../data/testdata/h264_aac.ts", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../data/testdata/h264_aac.ts",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let data = std::fs::read(path).unwrap();
         let buffer = Arc::new(Buffer::new("t", 1024));
         let f = RtspFanout::start("t", buffer.clone());
@@ -572,7 +585,9 @@ mod tests {
         }
         let d = f.describe(Duration::from_secs(5)).await.unwrap();
         assert_eq!(d.media.len(), 2);
-        assert!(matches!(&d.media[0], Media::Video { codec: Codec::H264, params, .. } if params.width == 320));
+        assert!(
+            matches!(&d.media[0], Media::Video { codec: Codec::H264, params, .. } if params.width == 320)
+        );
         assert!(matches!(&d.media[1], Media::Audio { params, .. } if params.sample_rate == 48000));
         let mut video = 0;
         let mut audio = 0;

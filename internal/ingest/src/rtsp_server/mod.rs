@@ -50,7 +50,8 @@ const SEND_BUFFER: usize = 512 << 10;
 const MAX_BATCH: usize = 32;
 /// Sender reports per track, at most this often.
 pub const SR_INTERVAL: Duration = Duration::from_secs(2);
-const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
+const PUBLIC: &str =
+    "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
 const SERVER: &str = "open-streamer";
 
 /// Server settings.
@@ -609,7 +610,12 @@ impl Conn {
             tracing::warn!(stream = %code, peer = %self.peer, "rtsp describe: no playable media yet");
             return Response::new(503, Some(cseq)).header("Retry-After", "2");
         };
-        let sdp = os_rtsp::sdp::build(&code, &self.local.ip().to_string(), random_u64() >> 1, &d.media);
+        let sdp = os_rtsp::sdp::build(
+            &code,
+            &self.local.ip().to_string(),
+            random_u64() >> 1,
+            &d.media,
+        );
         self.described = Some(stream);
         tracing::debug!(stream = %code, peer = %self.peer, "rtsp describe");
         Response::new(200, Some(cseq))
@@ -634,7 +640,11 @@ impl Conn {
         let Some(stream) = self.admit(&code) else {
             return Response::new(404, Some(cseq));
         };
-        let Some(d) = stream.fanout.describe(self.shared.config.describe_wait).await else {
+        let Some(d) = stream
+            .fanout
+            .describe(self.shared.config.describe_wait)
+            .await
+        else {
             return Response::new(503, Some(cseq)).header("Retry-After", "2");
         };
         let track = match track {
@@ -784,8 +794,7 @@ impl Conn {
             s.rx = Some(rx);
             s.skipping = false;
             s.next_sr = Instant::now() + Duration::from_millis(500);
-            s.rtcp_seen
-                .store(self.shared.now_ms(), Ordering::Relaxed);
+            s.rtcp_seen.store(self.shared.now_ms(), Ordering::Relaxed);
         }
         for chunk in backlog.chunks(MAX_BATCH) {
             self.send_units(chunk).await?;
@@ -893,11 +902,10 @@ impl Conn {
                     .now_ms()
                     .saturating_sub(s.rtcp_seen.load(Ordering::Relaxed)),
             );
-            let idle = self.last_request.elapsed().min(if s.playing() {
-                rtcp_age
-            } else {
-                Duration::MAX
-            });
+            let idle =
+                self.last_request
+                    .elapsed()
+                    .min(if s.playing() { rtcp_age } else { Duration::MAX });
             if idle > timeout {
                 return Err(End::Timeout("session timeout"));
             }
@@ -1014,7 +1022,13 @@ mod tests {
         assert_eq!(parse_target("*"), None);
         assert_eq!(parse_target("rtsp://h"), None);
         assert_eq!(
-            base_url("rtsp://10.0.0.1:554/live/a/trackID=0", "a", "127.0.0.1:1".parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))),
+            base_url(
+                "rtsp://10.0.0.1:554/live/a/trackID=0",
+                "a",
+                "127.0.0.1:1"
+                    .parse()
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
+            ),
             "rtsp://10.0.0.1:554/live/a/"
         );
     }
