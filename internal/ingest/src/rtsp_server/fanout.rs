@@ -37,6 +37,8 @@ use tokio_util::sync::CancellationToken;
 pub(crate) const OUT_RING: usize = 1024;
 /// GOP cache bound, in units.
 const MAX_GOP: usize = 2048;
+/// Units held at most while a track's parameters are still unknown.
+const MAX_PENDING: usize = 1024;
 pub(crate) const PT_VIDEO: u8 = 96;
 pub(crate) const PT_AUDIO: u8 = 97;
 
@@ -256,6 +258,8 @@ struct Packager {
     described: bool,
     /// Waiting for a video keyframe before sending video.
     need_key: bool,
+    /// Units held (from a keyframe on) until every track has parameters.
+    pending: Vec<AccessUnit>,
     generation: u64,
     bad_units: u64,
 }
@@ -268,6 +272,7 @@ impl Packager {
             tracks: Vec::new(),
             described: false,
             need_key: true,
+            pending: Vec::new(),
             generation: 0,
             bad_units: 0,
         }
@@ -333,6 +338,7 @@ impl Packager {
             })
             .collect();
         self.tracker.reset();
+        self.pending.clear();
         self.described = false;
         self.need_key = true;
         self.generation += 1;
@@ -373,14 +379,15 @@ impl Packager {
         }
     }
 
-    /// Packetize one unit; `None` when it is not sent (unknown track,
-    /// waiting for a keyframe, not described yet).
-    fn unit(&mut self, au: &AccessUnit) -> (Option<Unit>, bool) {
+    /// Observe one unit and packetize it (with any units held while the
+    /// parameters were incomplete) into `out`; returns whether a track's
+    /// parameters changed.
+    fn access_unit(&mut self, au: AccessUnit, out: &mut Vec<(Unit, i64)>) -> bool {
         let Some(index) = self.tracks.iter().position(|t| t.id == au.track) else {
-            return (None, false);
+            return false;
         };
         let mut changed = false;
-        if let Ok(Some(c)) = self.tracker.observe(au)
+        if let Ok(Some(c)) = self.tracker.observe(&au)
             && let TrackParams::Video(p) = c.params
             && let Some(t) = self.tracks.get_mut(index)
         {
@@ -389,19 +396,46 @@ impl Packager {
             changed = true;
         }
         if !self.complete() {
-            return (None, changed);
+            // Hold the units from a keyframe on until every track has its
+            // parameters (the AAC config arrives with the first audio
+            // frame, after the first keyframe), so the first GOP is not lost.
+            let has_video = self
+                .tracks
+                .first()
+                .is_some_and(|t| t.codec.kind() == TrackKind::Video);
+            let starts = !has_video || (au.codec.kind() == TrackKind::Video && au.keyframe);
+            if self.pending.len() >= MAX_PENDING {
+                self.pending.clear();
+            }
+            if starts || !self.pending.is_empty() {
+                self.pending.push(au);
+            }
+            return changed;
         }
+        for held in std::mem::take(&mut self.pending) {
+            if let Some(u) = self.unit(&held) {
+                out.push((u, held.pts));
+            }
+        }
+        if let Some(u) = self.unit(&au) {
+            out.push((u, au.pts));
+        }
+        changed
+    }
+
+    /// Packetize one unit; `None` when it is not sent (unknown track,
+    /// waiting for a keyframe).
+    fn unit(&mut self, au: &AccessUnit) -> Option<Unit> {
+        let index = self.tracks.iter().position(|t| t.id == au.track)?;
         let has_video = self
             .tracks
             .first()
             .is_some_and(|t| t.codec.kind() == TrackKind::Video);
-        let Some(t) = self.tracks.get_mut(index) else {
-            return (None, changed);
-        };
+        let t = self.tracks.get_mut(index)?;
         let is_video = t.codec.kind() == TrackKind::Video;
         if self.need_key {
             if has_video && !(is_video && au.keyframe) {
-                return (None, changed);
+                return None;
             }
             self.need_key = false;
         }
@@ -412,7 +446,7 @@ impl Packager {
         t.packetizer.packetize(&au.payload, rtp_ts, &mut packets);
         if packets.is_empty() {
             self.bad_units += 1;
-            return (None, changed);
+            return None;
         }
         let channel = (index * 2) as u8;
         let unit = Unit {
@@ -426,7 +460,7 @@ impl Packager {
             rtp_ts,
             generation: self.generation,
         };
-        (Some(unit), changed)
+        Some(unit)
     }
 }
 
@@ -444,6 +478,7 @@ async fn run(inner: Arc<Inner>, cancel: CancellationToken) {
                 tracing::warn!(stream = %inner.code, lost, "rtsp fanout fell behind the hub; resyncing");
                 pk.demux = Demuxer::new();
                 pk.need_key = true;
+                pk.pending.clear();
                 continue;
             }
             Err(_) => break,
@@ -477,11 +512,7 @@ async fn run(inner: Arc<Inner>, cancel: CancellationToken) {
                     }
                 }
                 Event::AccessUnit(au) => {
-                    let (unit, changed) = pk.unit(&au);
-                    republish |= changed;
-                    if let Some(u) = unit {
-                        units.push((u, au.pts));
-                    }
+                    republish |= pk.access_unit(au, &mut units);
                 }
                 _ => {}
             }
@@ -592,11 +623,13 @@ mod tests {
         let mut video = 0;
         let mut audio = 0;
         let mut first = None;
-        while video < 74 {
-            let u = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-                .await
-                .unwrap()
-                .unwrap();
+        // Closing the buffer flushes the hub's last chunk; the fanout ends
+        // and players see `Closed` after the last unit.
+        buffer.close();
+        while let Ok(u) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+        {
             first.get_or_insert(u.key);
             if u.track == 0 {
                 video += 1;
@@ -612,6 +645,8 @@ mod tests {
             }
         }
         assert_eq!(first, Some(true), "starts at a keyframe");
+        // The demuxer holds the last frame until the next one starts.
+        assert!((74..=75).contains(&video), "{video} video units");
         assert!(audio > 100);
         assert!(f.rtp_now(1).is_some());
     }
