@@ -156,7 +156,7 @@ async fn decode(url: &str, transport: &str, seconds: u32) -> Result<(usize, usiz
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let file = dir.path().join("frames.txt");
     let child = tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
+        .args(["-hide_banner", "-nostdin", "-loglevel", "warning"])
         .args(["-rtsp_transport", transport, "-timeout", "10000000"])
         .args(["-i", url, "-t", &seconds.to_string()])
         .args(["-map", "0:v:0", "-map", "0:a:0", "-f", "framemd5", "-y"])
@@ -177,6 +177,15 @@ async fn decode(url: &str, transport: &str, seconds: u32) -> Result<(usize, usiz
         ));
     }
     let text = std::fs::read_to_string(&file).map_err(|e| e.to_string())?;
+    if std::env::var_os("RTSP_TEST_DEBUG").is_some() {
+        eprintln!("{}\n{}", String::from_utf8_lossy(&out.stderr), text.lines().filter(|l| !l.starts_with('#')).take(400).collect::<Vec<_>>().join("\n"));
+    }
+    // Tracks aligned from the first packet on (RTP-Info, then sender
+    // reports): no timestamp jumps for the muxer to repair.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("Non-monotonous") {
+        return Err(format!("{url} ({transport}): timestamps jump: {stderr}"));
+    }
     let count = |p: &str| text.lines().filter(|l| l.starts_with(p)).count();
     Ok((count("0,"), count("1,")))
 }

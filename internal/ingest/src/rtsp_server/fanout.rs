@@ -54,6 +54,8 @@ pub(crate) struct Unit {
     pub framed: Vec<Bytes>,
     /// RTP timestamp of the unit.
     pub rtp_ts: u32,
+    /// Presentation time, 90 kHz (the stream's media clock).
+    pub pts: i64,
     /// Description generation the packets belong to.
     pub generation: u64,
 }
@@ -88,9 +90,11 @@ pub(crate) struct Joined {
     /// The units since the last keyframe.
     pub backlog: Vec<Arc<Unit>>,
     pub rx: broadcast::Receiver<Arc<Unit>>,
-    /// Per track: sequence number and RTP timestamp of the next packet
-    /// after the backlog (for RTP-Info when the backlog has none).
-    pub next: Vec<(u16, u32)>,
+    /// Per track, for RTP-Info: the sequence number of the first packet the
+    /// player gets, and the RTP time of the common start instant (the first
+    /// unit's presentation time), so clients can align the tracks before the
+    /// first sender report.
+    pub start: Vec<(u16, u32)>,
 }
 
 struct State {
@@ -191,11 +195,34 @@ impl RtspFanout {
     pub(crate) fn join(&self) -> Option<Joined> {
         let state = self.state();
         let rx = state.tx.as_ref()?.subscribe();
-        Some(Joined {
-            backlog: state.gop.clone(),
-            rx,
-            next: state.next.clone(),
-        })
+        let mut backlog = state.gop.clone();
+        let first = backlog.first().map(|u| (u.track, u.pts));
+        let start_pts = first
+            .map(|(_, p)| p)
+            .or(state.clock.map(|(p, _)| p))
+            .unwrap_or(0);
+        // Audio queued before the keyframe's presentation time would start
+        // before the start instant: left out.
+        if let Some((track, pts)) = first {
+            backlog.retain(|u| u.track == track || u.pts >= pts);
+        }
+        let start = state
+            .next
+            .iter()
+            .enumerate()
+            .map(|(i, &(next_seq, _))| {
+                let seq = backlog
+                    .iter()
+                    .find(|u| u.track == i)
+                    .and_then(|u| u.framed.first())
+                    .and_then(|p| os_rtsp::rtp::RtpHeader::parse(p.get(4..)?))
+                    .map_or(next_seq, |h| h.sequence);
+                let (offset, rate) = state.timing.get(i).copied().unwrap_or((0, os_av::CLOCK_HZ));
+                let rtptime = offset.wrapping_add(rescale(start_pts, os_av::CLOCK_HZ, rate) as u32);
+                (seq, rtptime)
+            })
+            .collect();
+        Some(Joined { backlog, rx, start })
     }
 
     /// The RTP timestamp of `track` that corresponds to now (for sender
@@ -458,6 +485,7 @@ impl Packager {
             },
             framed: packets.iter().map(|p| framed(channel, p)).collect(),
             rtp_ts,
+            pts: au.pts,
             generation: self.generation,
         };
         Some(unit)

@@ -773,14 +773,7 @@ impl Conn {
             if t.is_none() {
                 continue;
             }
-            let first = joined.backlog.iter().find(|u| u.track == i).and_then(|u| {
-                let p = u.framed.first()?;
-                let h = os_rtsp::rtp::RtpHeader::parse(p.get(4..)?)?;
-                Some((h.sequence, h.timestamp))
-            });
-            let (seq, ts) = first
-                .or_else(|| joined.next.get(i).copied())
-                .unwrap_or_default();
+            let (seq, ts) = joined.start.get(i).copied().unwrap_or_default();
             info.push(format!("url={base}trackID={i};seq={seq};rtptime={ts}"));
         }
         tracing::info!(stream = %s.stream.code, peer = %self.peer, session = %s.id, udp = s.uses_udp(), "rtsp player started");
