@@ -991,8 +991,159 @@ async fn write_vectored_all(socket: &mut TcpStream, bufs: &[Bytes]) -> Result<u6
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::play::PlayGate;
+    use os_hub::Hub;
+
+    /// A served stream `t` fed from `h264_aac.ts` in a loop, and a server
+    /// with a 2 s session timeout.
+    async fn setup() -> (SocketAddr, CancellationToken, crate::play::PlayOpening) {
+        let hub = Arc::new(Hub::new());
+        let buffer = hub.get_or_create("t", 1024);
+        let gate = PlayGate::new();
+        let opening = gate.open(PlayProtocol::Rtsp, "t");
+        let players = Players::new(hub, gate);
+        let stop = CancellationToken::new();
+        let path = format!(
+            "{}/../../data/testdata/h264_aac.ts",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let data = std::fs::read(path).unwrap();
+        let feed_stop = stop.clone();
+        tokio::spawn(async move {
+            // ~real time: 3 s of media per pass, 188*7-byte chunks.
+            let chunks: Vec<&[u8]> = data.chunks(188 * 7).collect();
+            let pause = Duration::from_secs(3) / chunks.len() as u32;
+            while !feed_stop.is_cancelled() {
+                for c in &chunks {
+                    let _ = buffer.write(Bytes::copy_from_slice(c));
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = ServerConfig {
+            udp: true,
+            session_timeout: Duration::from_secs(2),
+            describe_wait: Duration::from_secs(5),
+        };
+        tokio::spawn(serve_listener(listener, players, config, stop.clone()));
+        (addr, stop, opening)
+    }
+
+    async fn request(sock: &mut TcpStream, buf: &mut Vec<u8>, text: &str) -> Response {
+        sock.write_all(text.as_bytes()).await.unwrap();
+        loop {
+            if let Ok(Some((r, n))) = os_rtsp::parse_response(buf) {
+                buf.drain(..n);
+                return r;
+            }
+            let mut tmp = [0u8; 4096];
+            let n = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut tmp))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "closed while waiting for a response");
+            buf.extend_from_slice(&tmp[..n]);
+        }
+    }
+
+    /// UDP play: RTP and RTCP sender reports arrive on the client ports; a
+    /// session kept alive by GET_PARAMETER stays, a silent one times out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn udp_play_and_session_timeout() {
+        let (addr, stop, _opening) = setup().await;
+        let url = format!("rtsp://{addr}/live/t");
+        let mut ends = Vec::new();
+        for keepalive in [true, false] {
+            let (rtp, rtcp) = bind_pair("127.0.0.1".parse().unwrap()).await.unwrap();
+            let cp = rtp.local_addr().unwrap().port();
+            let mut sock = TcpStream::connect(addr).await.unwrap();
+            let mut buf = Vec::new();
+            let r = request(
+                &mut sock,
+                &mut buf,
+                &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
+            )
+            .await;
+            assert_eq!(r.status, 200);
+            let sdp = String::from_utf8_lossy(&r.body).to_string();
+            assert!(sdp.contains("a=rtpmap:96 H264/90000"), "{sdp}");
+            assert!(sdp.contains("sprop-parameter-sets="), "{sdp}");
+            let r = request(
+                &mut sock,
+                &mut buf,
+                &format!("SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP;unicast;client_port={cp}-{}\r\n\r\n", cp + 1),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{r:?}");
+            let transport = r.get("Transport").unwrap_or_default().to_string();
+            assert!(transport.contains("server_port="), "{transport}");
+            let session = r.get("Session").unwrap_or_default().to_string();
+            assert!(session.ends_with(";timeout=2"), "{session}");
+            let id = session.split(';').next().unwrap_or_default().to_string();
+            let r = request(
+                &mut sock,
+                &mut buf,
+                &format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {id}\r\n\r\n"),
+            )
+            .await;
+            assert_eq!(r.status, 200);
+            // Media on the client's RTP port, a sender report on its RTCP port.
+            let mut p = vec![0u8; 2048];
+            let n = tokio::time::timeout(Duration::from_secs(5), rtp.recv(&mut p))
+                .await
+                .unwrap()
+                .unwrap();
+            let h = os_rtsp::rtp::RtpHeader::parse(&p[..n]).unwrap();
+            assert_eq!(h.payload_type, 96);
+            let n = tokio::time::timeout(Duration::from_secs(5), rtcp.recv(&mut p))
+                .await
+                .unwrap()
+                .unwrap();
+            let sr = os_rtsp::rtcp::packets(&p[..n]);
+            assert_eq!(sr.first().map(|x| x.0), Some(200));
+            assert_eq!(
+                os_rtsp::rtcp::parse_sender_report(sr[0].1).unwrap().ssrc,
+                h.ssrc
+            );
+            // 4 s: twice the timeout.
+            let started = Instant::now();
+            let mut cseq = 4;
+            let end = loop {
+                if started.elapsed() > Duration::from_secs(4) {
+                    break "open";
+                }
+                if keepalive {
+                    let r = request(
+                        &mut sock,
+                        &mut buf,
+                        &format!(
+                            "GET_PARAMETER {url} RTSP/1.0\r\nCSeq: {cseq}\r\nSession: {id}\r\n\r\n"
+                        ),
+                    )
+                    .await;
+                    assert_eq!(r.status, 200);
+                    cseq += 1;
+                    tokio::time::sleep(Duration::from_millis(700)).await;
+                    continue;
+                }
+                let mut tmp = [0u8; 1024];
+                match tokio::time::timeout(Duration::from_millis(500), sock.read(&mut tmp)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => break "closed",
+                    _ => {}
+                }
+            };
+            ends.push((end, started.elapsed()));
+        }
+        assert_eq!(ends[0].0, "open", "kept alive by GET_PARAMETER");
+        assert_eq!(ends[1].0, "closed", "silent UDP session timed out");
+        assert!(ends[1].1 < Duration::from_millis(3500), "{:?}", ends[1].1);
+        stop.cancel();
+    }
 
     #[test]
     fn targets() {
