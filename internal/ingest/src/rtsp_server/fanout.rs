@@ -281,8 +281,6 @@ struct Packager {
     demux: Demuxer,
     tracker: ParamTracker,
     tracks: Vec<Track>,
-    /// Set once the description is published; units flow after it.
-    described: bool,
     /// Waiting for a video keyframe before sending video.
     need_key: bool,
     /// Units held (from a keyframe on) until every track has parameters.
@@ -297,7 +295,6 @@ impl Packager {
             demux: Demuxer::new(),
             tracker: ParamTracker::new(),
             tracks: Vec::new(),
-            described: false,
             need_key: true,
             pending: Vec::new(),
             generation: 0,
@@ -366,7 +363,6 @@ impl Packager {
             .collect();
         self.tracker.reset();
         self.pending.clear();
-        self.described = false;
         self.need_key = true;
         self.generation += 1;
     }
@@ -567,7 +563,6 @@ async fn run(inner: Arc<Inner>, cancel: CancellationToken) {
                 .collect();
             let generation = d.generation;
             state.description = Some(d);
-            pk.described = true;
             if first {
                 tracing::debug!(stream = %inner.code, "rtsp stream described");
             }

@@ -728,10 +728,9 @@ impl Conn {
             });
         }
         if let (Out::Udp { rtcp, .. }, Some(udp)) = (out, &self.shared.udp) {
-            udp.seen
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(rtcp, Arc::downgrade(&session.rtcp_seen));
+            let mut seen = udp.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            seen.retain(|_, w| w.strong_count() > 0);
+            seen.insert(rtcp, Arc::downgrade(&session.rtcp_seen));
         }
         let id = session.id.clone();
         tracing::debug!(stream = %code, peer = %self.peer, track, transport = %transport, "rtsp setup");
