@@ -622,6 +622,45 @@ mod tests {
         assert_eq!(rtp_of(&f), p);
     }
 
+    /// Feed a test vector into a fresh buffer and return the fanout.
+    async fn fed(file: &str) -> Arc<RtspFanout> {
+        let path = format!("{}/../../data/testdata/{file}", env!("CARGO_MANIFEST_DIR"));
+        let data = std::fs::read(path).unwrap();
+        let buffer = Arc::new(Buffer::new("t", 1024));
+        let f = RtspFanout::start("t", buffer.clone());
+        tokio::task::yield_now().await;
+        for c in data.chunks(188 * 7) {
+            buffer.write(Bytes::copy_from_slice(c)).unwrap();
+        }
+        f
+    }
+
+    #[tokio::test]
+    async fn carries_only_what_rtsp_can() {
+        // H.264 + MP3: video only (MP3 is not carried).
+        let f = fed("h264_mp3.ts").await;
+        let d = f.describe(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(d.media.len(), 1);
+        assert!(matches!(
+            &d.media[0],
+            Media::Video {
+                codec: Codec::H264,
+                ..
+            }
+        ));
+        // H.265 + AAC: both, with the HEVC parameter sets.
+        let f = fed("h265_aac.ts").await;
+        let d = f.describe(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(d.media.len(), 2);
+        assert!(
+            matches!(&d.media[0], Media::Video { codec: Codec::H265, params, .. }
+            if !params.vps.is_empty() && !params.sps.is_empty() && !params.pps.is_empty())
+        );
+        // AC-3 only: nothing to describe.
+        let f = fed("ac3.ts").await;
+        assert!(f.describe(Duration::from_millis(500)).await.is_none());
+    }
+
     #[tokio::test]
     async fn describes_and_packetizes_a_real_stream() {
         let path = format!(
