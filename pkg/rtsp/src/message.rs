@@ -540,7 +540,7 @@ mod tests {
         }
     }
 
-    /// What ffmpeg 5.1 sends (captured).
+    /// ffmpeg 5.1's DESCRIBE (its header set and order).
     const FFMPEG_DESCRIBE: &str = "DESCRIBE rtsp://127.0.0.1:8554/live/demo RTSP/1.0\r\nAccept: application/sdp\r\nCSeq: 2\r\nUser-Agent: Lavf59.27.100\r\n\r\n";
 
     #[test]
@@ -558,6 +558,33 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    /// The first request of ffprobe 5.1 and of GStreamer 1.22's rtspsrc,
+    /// captured on a loopback socket.
+    #[test]
+    fn captured_client_requests() {
+        let ffmpeg = b"OPTIONS rtsp://127.0.0.1:44059/live/demo RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: Lavf59.27.100\r\n\r\n";
+        let gst = b"OPTIONS rtsp://127.0.0.1:35363/live/demo RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: GStreamer/1.22.0\r\nUser-Agent: RealMedia Player Version 6.0.9.1235 (linux-2.0-libc6-i386-gcc2.95)\r\nClientChallenge: 9e26d33f2984236010ef6253fb1887f7\r\nCompanyID: KnKV4M4I/B2FjJ1TToLycw==\r\nGUID: 00000000-0000-0000-0000-000000000000\r\nRegionData: 0\r\nPlayerStarttime: [28/03/2003:22:50:23 00:00]\r\nClientID: Linux_2.4_6.0.9.1235_play32_RN01_EN_586\r\nDate: Sat, 21 Nov 2026 13:44:23 GMT\r\n\r\n";
+        for raw in [&ffmpeg[..], &gst[..]] {
+            let Ok(Some((Message::Request(r), n))) = parse_message(raw) else {
+                panic!("{}", String::from_utf8_lossy(raw));
+            };
+            assert_eq!(n, raw.len());
+            assert_eq!(r.method, Method::Options);
+            assert_eq!(r.cseq(), Ok(1));
+            assert!(r.uri.ends_with("/live/demo"));
+        }
+        let Ok(Some((Message::Request(r), _))) = parse_message(gst) else {
+            panic!("gst");
+        };
+        // Repeated headers are kept in order; the first one wins.
+        assert_eq!(r.header("user-agent"), Some("GStreamer/1.22.0"));
+        assert_eq!(r.headers.0.len(), 10);
+        assert_eq!(
+            r.header("PlayerStarttime"),
+            Some("[28/03/2003:22:50:23 00:00]")
+        );
     }
 
     #[test]
