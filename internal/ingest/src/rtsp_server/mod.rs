@@ -999,6 +999,11 @@ mod tests {
     /// A served stream `t` fed from `h264_aac.ts` in a loop, and a server
     /// with a 2 s session timeout.
     async fn setup() -> (SocketAddr, CancellationToken, crate::play::PlayOpening) {
+        setup_at(1).await
+    }
+
+    /// As [`setup`], the media fed `speed` times faster than real time.
+    async fn setup_at(speed: u32) -> (SocketAddr, CancellationToken, crate::play::PlayOpening) {
         let hub = Arc::new(Hub::new());
         let buffer = hub.get_or_create("t", 1024);
         let gate = PlayGate::new();
@@ -1014,11 +1019,15 @@ mod tests {
         tokio::spawn(async move {
             // ~real time: 3 s of media per pass, 188*7-byte chunks.
             let chunks: Vec<&[u8]> = data.chunks(188 * 7).collect();
+            // `speed` chunks per real-time chunk interval (timer resolution).
             let pause = Duration::from_secs(3) / chunks.len() as u32;
+            let speed = speed.max(1) as usize;
             while !feed_stop.is_cancelled() {
-                for c in &chunks {
-                    let _ = buffer.write(Bytes::copy_from_slice(c));
-                    tokio::time::sleep(pause).await;
+                for group in chunks.chunks(speed) {
+                    for c in group {
+                        let _ = buffer.write(Bytes::copy_from_slice(c));
+                    }
+                    tokio::time::sleep(pause * group.len() as u32 / speed as u32).await;
                 }
             }
         });
@@ -1048,6 +1057,89 @@ mod tests {
             assert!(n > 0, "closed while waiting for a response");
             buf.extend_from_slice(&tmp[..n]);
         }
+    }
+
+    /// A TCP player that stops reading for a while falls more than the ring
+    /// behind: it is skipped ahead and resumes on a keyframe (with its
+    /// parameter sets), not disconnected.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lagging_player_skips_to_a_keyframe() {
+        // 40x real time: ~1 MB/s and ~2900 units/s, so 4 s of not reading
+        // fill the socket buffers (~1 MB) and then the 1024-unit ring.
+        let (addr, stop, _opening) = setup_at(40).await;
+        let url = format!("rtsp://{addr}/live/t");
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut sock = socket.connect(addr).await.unwrap();
+        let mut buf = Vec::new();
+        let r = request(
+            &mut sock,
+            &mut buf,
+            &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        let r = request(&mut sock, &mut buf, &format!("SETUP {url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n")).await;
+        assert_eq!(r.status, 200);
+        let id = r
+            .get("Session")
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let r = request(
+            &mut sock,
+            &mut buf,
+            &format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {id}\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        // Stop reading long enough to fall out of the ring (but well within
+        // the 10 s write timeout), then read on.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let started = Instant::now();
+        let mut last: Option<u16> = None;
+        let mut gaps = 0;
+        let mut after_gap = false;
+        let mut total = 0usize;
+        let mut tmp = vec![0u8; 64 << 10];
+        while started.elapsed() < Duration::from_secs(4) {
+            let mut at = 0;
+            while let Some((f, n)) = os_rtsp::parse_interleaved(buf.get(at..).unwrap_or_default()) {
+                at += n;
+                if f.channel != 0 {
+                    continue;
+                }
+                let h = os_rtsp::rtp::RtpHeader::parse(&f.data).unwrap();
+                if let Some(prev) = last
+                    && h.sequence != prev.wrapping_add(1)
+                {
+                    gaps += 1;
+                    after_gap = true;
+                }
+                last = Some(h.sequence);
+                if after_gap {
+                    // The first packet after the skip starts a keyframe AU:
+                    // its SPS (single NAL packet, type 7).
+                    assert_eq!(f.data[h.payload_offset] & 0x1F, 7, "resumed mid-GOP");
+                    after_gap = false;
+                }
+            }
+            buf.drain(..at);
+            let n = tokio::time::timeout(Duration::from_secs(2), sock.read(&mut tmp))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "lagging player was disconnected");
+            total += n;
+            buf.extend_from_slice(&tmp[..n]);
+        }
+        assert!(
+            gaps >= 1,
+            "the player never fell out of the ring (last seq {last:?}, {total} bytes read)"
+        );
+        stop.cancel();
     }
 
     /// UDP play: RTP and RTCP sender reports arrive on the client ports; a
