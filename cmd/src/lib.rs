@@ -52,6 +52,8 @@ pub struct App {
     rtmp: Option<TcpListener>,
     /// The shared SRT listener socket, when enabled.
     srt: Option<tokio::net::UdpSocket>,
+    /// The RTSP listener (play), when enabled.
+    rtsp: Option<TcpListener>,
     /// The Prometheus endpoint, unless `metrics.addr` is empty.
     metrics: Option<os_metrics::Exporter>,
 }
@@ -108,6 +110,16 @@ impl App {
                 l.rtmp.port,
             )?;
             Some(bind_tcp("listeners.rtmp.port", addr).await?)
+        } else {
+            None
+        };
+        let rtsp = if l.rtsp.enabled {
+            let addr = listen_addr(
+                "listeners.rtsp.listen_host",
+                &l.rtsp.listen_host,
+                l.rtsp.port,
+            )?;
+            Some(bind_tcp("listeners.rtsp.port", addr).await?)
         } else {
             None
         };
@@ -209,6 +221,7 @@ impl App {
             state,
             rtmp,
             srt,
+            rtsp,
             metrics,
         })
     }
@@ -243,6 +256,11 @@ impl App {
         self.rtmp.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The address of the RTSP listener, when enabled.
+    pub fn rtsp_addr(&self) -> Option<SocketAddr> {
+        self.rtsp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// The address of the shared SRT listener, when enabled.
     pub fn srt_addr(&self) -> Option<SocketAddr> {
         self.srt.as_ref().and_then(|s| s.local_addr().ok())
@@ -262,6 +280,7 @@ impl App {
             state,
             rtmp,
             srt,
+            rtsp,
             metrics,
         } = self;
         let coordinator = state.coordinator.clone();
@@ -278,6 +297,7 @@ impl App {
             srt,
             Duration::from_millis(u64::from(config.listeners.srt.latency_ms)),
         );
+        listeners.serve_rtsp(rtsp, listeners::rtsp_config(&config.listeners.rtsp));
         let metrics_stop = CancellationToken::new();
         let metrics_task = metrics.map(|exporter| {
             if let Ok(addr) = exporter.local_addr() {

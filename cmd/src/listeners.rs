@@ -1,4 +1,4 @@
-//! The server's listeners (HTTP, shared RTMP, shared SRT) as tasks that can
+//! The server's listeners (HTTP, shared RTMP, shared SRT, RTSP) as tasks that can
 //! be replaced while the server runs, and `GET|POST /config` on top of them.
 //!
 //! A changed listener is rebound in this order: bind the new socket (a
@@ -37,6 +37,7 @@ struct Inner {
     http: Option<Running>,
     rtmp: Option<Running>,
     srt: Option<Running>,
+    rtsp: Option<Running>,
     /// HTTP listeners replaced at runtime, still finishing their requests.
     retired: Vec<JoinHandle<()>>,
 }
@@ -76,6 +77,7 @@ impl Listeners {
             http: i.http.as_ref().map(|r| r.addr.to_string()),
             rtmp: i.rtmp.as_ref().map(|r| r.addr.to_string()),
             srt: i.srt.as_ref().map(|r| r.addr.to_string()),
+            rtsp: i.rtsp.as_ref().map(|r| r.addr.to_string()),
         }
     }
 
@@ -162,6 +164,34 @@ impl Listeners {
         }
     }
 
+    /// Serve RTSP players on `listener` (None = disabled), replacing the
+    /// current listener (its players are disconnected).
+    pub(crate) fn serve_rtsp(
+        &self,
+        listener: Option<TcpListener>,
+        config: os_ingest::rtsp_server::ServerConfig,
+    ) {
+        let new = listener.and_then(|l| {
+            let addr = l.local_addr().ok()?;
+            let players = self.players.clone()?;
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(os_ingest::rtsp_server::serve_listener(
+                l,
+                players,
+                config,
+                stop.clone(),
+            ));
+            tracing::info!(%addr, "rtsp listener");
+            Some(Running { addr, stop, task })
+        });
+        self.readiness.set("rtsp", new.is_some());
+        let old = std::mem::replace(&mut self.inner().rtsp, new);
+        if let Some(old) = old {
+            tracing::info!(addr = %old.addr, "rtsp listener closed");
+            old.stop.cancel();
+        }
+    }
+
     /// Stop accepting HTTP connections; wait (bounded) for open requests.
     pub(crate) async fn stop_http(&self, deadline: Duration) {
         let (current, retired) = {
@@ -187,7 +217,7 @@ impl Listeners {
     pub(crate) async fn stop_media(&self) {
         let tasks: Vec<JoinHandle<()>> = {
             let mut i = self.inner();
-            [i.rtmp.take(), i.srt.take()]
+            [i.rtmp.take(), i.srt.take(), i.rtsp.take()]
                 .into_iter()
                 .flatten()
                 .map(|r| {
@@ -242,7 +272,20 @@ impl RuntimeConfig {
 }
 
 /// Keys that can change while the server runs (prefixes).
-const RUNTIME_KEYS: [&str; 3] = ["server.http_addr", "listeners.rtmp.", "listeners.srt."];
+const RUNTIME_KEYS: [&str; 4] = [
+    "server.http_addr",
+    "listeners.rtmp.",
+    "listeners.srt.",
+    "listeners.rtsp.",
+];
+
+/// RTSP server settings from `listeners.rtsp`.
+pub(crate) fn rtsp_config(l: &os_config::RtspListener) -> os_ingest::rtsp_server::ServerConfig {
+    os_ingest::rtsp_server::ServerConfig {
+        udp: l.transport == "udp",
+        ..Default::default()
+    }
+}
 
 fn bad(key: &str, message: impl Into<String>) -> ApiError {
     ApiError::validation(vec![FieldError::new(key.to_string(), message.into())])
@@ -346,7 +389,25 @@ impl ConfigControl for RuntimeConfig {
                 None
             };
 
+            let rtsp = if touched("listeners.rtsp.") && l.rtsp.enabled {
+                let addr = listen_addr(
+                    "listeners.rtsp.listen_host",
+                    &l.rtsp.listen_host,
+                    l.rtsp.port,
+                )?;
+                Some(
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| in_use("listeners.rtsp.port", addr, &e))?,
+                )
+            } else {
+                None
+            };
+
             // Swap.
+            if touched("listeners.rtsp.") {
+                self.listeners.serve_rtsp(rtsp, rtsp_config(&l.rtsp));
+            }
             if touched("listeners.rtmp.") {
                 self.listeners.serve_rtmp(rtmp);
             }

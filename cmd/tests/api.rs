@@ -472,7 +472,7 @@ async fn health_and_readiness() {
     assert_eq!(st, 200);
     assert_eq!(
         body,
-        json!({"status": "ready", "checks": {"http": true, "rtmp": true, "srt": true, "store": true}})
+        json!({"status": "ready", "checks": {"http": true, "rtmp": true, "rtsp": true, "srt": true, "store": true}})
     );
     // The store directory disappears: not ready.
     std::fs::remove_dir_all(dir.path().join("streams")).unwrap_or_else(|e| panic!("{e}"));

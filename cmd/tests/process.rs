@@ -31,6 +31,8 @@ fn spawn(dir: &Path, port: u16, extra_env: &[(&str, &str)]) -> Child {
         .env("OPEN_STREAMER_LISTENERS_RTMP_PORT", "0")
         .env("OPEN_STREAMER_LISTENERS_SRT_LISTEN_HOST", "127.0.0.1")
         .env("OPEN_STREAMER_LISTENERS_SRT_PORT", "0")
+        .env("OPEN_STREAMER_LISTENERS_RTSP_LISTEN_HOST", "127.0.0.1")
+        .env("OPEN_STREAMER_LISTENERS_RTSP_PORT", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in extra_env {
@@ -109,6 +111,8 @@ fn invalid_config_exits_2_naming_the_key() {
             .args(args)
             .env("OPEN_STREAMER_LISTENERS_RTMP_PORT", "0")
             .env("OPEN_STREAMER_LISTENERS_SRT_PORT", "0")
+            .env("OPEN_STREAMER_LISTENERS_RTSP_LISTEN_HOST", "127.0.0.1")
+            .env("OPEN_STREAMER_LISTENERS_RTSP_PORT", "0")
             .env("OPEN_STREAMER_METRICS_ADDR", "");
         for (k, v) in env {
             cmd.env(k, v);

@@ -45,6 +45,8 @@ pub fn config(data_dir: &Path, token: &str) -> Config {
     c.listeners.rtmp.port = 0;
     c.listeners.srt.listen_host = "127.0.0.1".into();
     c.listeners.srt.port = 0;
+    c.listeners.rtsp.listen_host = "127.0.0.1".into();
+    c.listeners.rtsp.port = 0;
     c.metrics.addr = "127.0.0.1:0".into();
     c
 }

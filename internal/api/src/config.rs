@@ -55,6 +55,7 @@ pub struct ListenerAddrs {
     pub http: Option<String>,
     pub rtmp: Option<String>,
     pub srt: Option<String>,
+    pub rtsp: Option<String>,
 }
 
 /// `{"data": ConfigView}`

@@ -334,6 +334,7 @@ impl Coordinator {
                     let play = match *name {
                         "rtmp" => Some(PlayProtocol::Rtmp),
                         "srt" => Some(PlayProtocol::Srt),
+                        "rtsp" => Some(PlayProtocol::Rtsp),
                         _ => None,
                     };
                     match (*name, play) {
@@ -369,6 +370,7 @@ impl Coordinator {
                     ("dash", rt.has_dash()),
                     ("rtmp", new.protocols.rtmp),
                     ("srt", new.protocols.srt),
+                    ("rtsp", new.protocols.rtsp),
                 ] {
                     if on && !diff.protocols.iter().any(|(n, _)| *n == name) {
                         report.kept.push(name.to_string());

@@ -12,6 +12,8 @@
 //!   to the hub; [`emit::AuEmitter`] muxes access units to TS first.
 //! - Push listeners on the shared ports: [`rtmp::serve_listener`],
 //!   [`srt::serve_listener`].
+//! - Play: RTMP and SRT players on the shared listeners, RTSP players on
+//!   [`rtsp_server::serve_listener`]; admission through [`play::PlayGate`].
 //! - [`stats::InputStats`]: live figures for the status API.
 
 pub mod emit;
@@ -25,6 +27,7 @@ pub mod play;
 pub mod push;
 pub mod rtmp;
 pub mod rtsp;
+pub mod rtsp_server;
 pub mod s3;
 pub mod srt;
 pub mod stats;

@@ -16,6 +16,7 @@ use os_hub::{Buffer, Hub};
 use tokio_util::sync::CancellationToken;
 
 use crate::rtmp::fanout::Fanout;
+use crate::rtsp_server::RtspFanout;
 
 /// A play protocol on a shared listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,6 +139,8 @@ pub struct Players {
     pub gate: Arc<PlayGate>,
     /// RTMP fanouts by stream code, alive while they have players.
     fanouts: Mutex<HashMap<String, Weak<Fanout>>>,
+    /// RTSP fanouts by stream code, alive while they have players.
+    rtsp_fanouts: Mutex<HashMap<String, Weak<RtspFanout>>>,
 }
 
 impl Players {
@@ -146,6 +149,7 @@ impl Players {
             hub,
             gate,
             fanouts: Mutex::new(HashMap::new()),
+            rtsp_fanouts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -171,6 +175,33 @@ impl Players {
         let f = Fanout::start(code, buffer.clone());
         map.insert(code.to_string(), Arc::downgrade(&f));
         f
+    }
+
+    /// The RTSP fanout of `buffer` (the stream `code`), started on first use.
+    pub(crate) fn rtsp_fanout(&self, code: &str, buffer: &Arc<Buffer>) -> Arc<RtspFanout> {
+        let mut map = self
+            .rtsp_fanouts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(f) = map.get(code).and_then(Weak::upgrade)
+            && f.serves(buffer)
+        {
+            return f;
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let f = RtspFanout::start(code, buffer.clone());
+        map.insert(code.to_string(), Arc::downgrade(&f));
+        f
+    }
+
+    /// Streams with a running RTSP fanout (for tests and logs).
+    pub fn rtsp_fanout_count(&self) -> usize {
+        self.rtsp_fanouts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count()
     }
 
     /// Streams with a running RTMP fanout (for tests and logs).
