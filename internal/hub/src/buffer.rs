@@ -255,6 +255,16 @@ impl Buffer {
         self.reader(name.into(), start, false)
     }
 
+    /// A reader that starts at the next access point written (no GOP
+    /// backlog), then behaves like [`Buffer::subscribe`]. For consumers that
+    /// must not receive a burst when they join, such as SRT players (their
+    /// receiver plays each packet at its send time + latency, and a GOP sent
+    /// at once arrives later than that).
+    pub fn subscribe_next(self: &Arc<Self>, name: impl Into<String>) -> Reader {
+        let head = self.head();
+        self.reader(name.into(), head, false)
+    }
+
     /// A reader of raw chunks: starts at the live edge, and after falling
     /// behind resumes at the oldest chunk still in the ring instead of the
     /// next access point (for byte-level consumers such as input health).

@@ -60,6 +60,28 @@ fn late_joiner_starts_at_latest_access_point() {
 }
 
 #[test]
+fn next_ap_joiner_skips_the_gop_backlog() {
+    let buf = Arc::new(Buffer::new("s", 32));
+    fill(&buf, 9, |s| s % 6 == 0); // APs at 0 and 6: a backlog of 6..=8
+    let mut r = buf.subscribe_next("srt");
+    assert_eq!(r.try_recv(), Err(TryRecvError::Empty), "no backlog");
+    fill(&buf, 3, |_| false);
+    assert_eq!(
+        r.try_recv(),
+        Err(TryRecvError::Empty),
+        "chunks before the next access point are skipped"
+    );
+    fill(&buf, 2, |s| s == 12);
+    let first = expect_chunk(r.try_recv());
+    assert_eq!(
+        (first.seq, first.access_point, first.resume),
+        (12, true, true)
+    );
+    assert_eq!(expect_chunk(r.try_recv()).seq, 13);
+    assert_eq!(r.lost(), 0, "skipping to the first access point is no loss");
+}
+
+#[test]
 fn joiner_waits_for_next_access_point_when_gop_left_the_ring() {
     let buf = Arc::new(Buffer::new("s", 4));
     fill(&buf, 10, |s| s == 0);

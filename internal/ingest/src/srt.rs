@@ -50,6 +50,8 @@ use crate::play::{PlayProtocol, Players};
 use crate::push::{ClaimError, PushProtocol, PushRegistry};
 use crate::{Session, redact};
 
+/// Pause between accepting a player and sending it data (see `serve_player`).
+const HANDSHAKE_SETTLE: Duration = Duration::from_millis(50);
 /// Longest stream id accepted (the SRT limit).
 const MAX_STREAM_ID: usize = 512;
 /// Time for a publisher to finish the handshake after we accepted it.
@@ -577,7 +579,15 @@ async fn serve_player(
         }
     };
     tracing::info!(%remote, stream = %code, "srt: player connected");
-    let mut reader = admission.buffer.subscribe("srt-play");
+    // The listener sends its handshake answer only after handing us the
+    // socket: data sent at once can overtake it, and libsrt then drops the
+    // data and re-requests the handshake, leaving the player without its
+    // first GOP (or without anything). Let the answer go out first.
+    tokio::time::sleep(HANDSHAKE_SETTLE).await;
+    // Join at the next keyframe rather than with the GOP backlog: a burst
+    // of a whole GOP arrives too late for the receiver's latency window
+    // and is dropped (the player then starves until it gives up).
+    let mut reader = admission.buffer.subscribe_next("srt-play");
     let (mut sent, mut lags) = (0u64, 0u64);
     let why = loop {
         let item = tokio::select! {
@@ -602,7 +612,7 @@ async fn serve_player(
         let mut failed = None;
         for piece in chunk.data.chunks(PLAY_PACKETS * os_mpegts::PACKET_SIZE) {
             let data = chunk.data.slice_ref(piece);
-            let send = socket.send((std::time::Instant::now(), data));
+            let send = send_now(&mut socket, data);
             match tokio::time::timeout(PLAY_SEND_TIMEOUT, send).await {
                 Ok(Ok(())) => sent += piece.len() as u64,
                 Ok(Err(e)) => failed = Some(format!("send error: {e}")),
@@ -618,6 +628,18 @@ async fn serve_player(
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), socket.close()).await;
     tracing::info!(%remote, stream = %code, bytes = sent, lag_events = lags, reason = %why, "srt: player left");
+}
+
+/// Send `data` stamped with the instant it enters the socket's queue.
+///
+/// SRT delivers a packet at its source time + latency, so the stamp must be
+/// taken once the socket accepts it: stamped before waiting for room (as
+/// `send((Instant::now(), data))` does), a burst — the GOP a player joins
+/// with — carries stale times and the receiver drops it as too late.
+async fn send_now(socket: &mut SrtSocket, data: bytes::Bytes) -> std::io::Result<()> {
+    std::future::poll_fn(|cx| socket.poll_ready_unpin(cx)).await?;
+    socket.start_send_unpin((std::time::Instant::now(), data))?;
+    std::future::poll_fn(|cx| socket.poll_flush_unpin(cx)).await
 }
 
 #[cfg(test)]
