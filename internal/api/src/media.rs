@@ -198,6 +198,19 @@ fn valid_file_name(file: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// A file name, or `track_<N>/<file name>` (a rendition of a transcoded
+/// stream's HLS output).
+fn valid_media_path(path: &str) -> bool {
+    match path.split_once('/') {
+        None => valid_file_name(path),
+        Some((dir, file)) => {
+            dir.strip_prefix("track_").is_some_and(|n| {
+                !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit())
+            }) && valid_file_name(file)
+        }
+    }
+}
+
 fn bad_path(message: &str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PATH", message)
 }
@@ -238,9 +251,9 @@ async fn serve_file(
     if os_domain::validate_code(&code).is_err() {
         return Err(bad_path("invalid stream code"));
     }
-    if !valid_file_name(&file) {
+    if !valid_media_path(&file) {
         return Err(bad_path(
-            "invalid file name: one path segment of letters, digits, '_', '-' and '.'",
+            "invalid file name: one path segment of letters, digits, '_', '-' and '.' (optionally under a rendition directory track_N/)",
         ));
     }
     let Some(dirs) = app.media.as_deref() else {
@@ -469,6 +482,18 @@ mod tests {
             "é.ts",
         ] {
             assert!(!valid_file_name(bad), "{bad:?}");
+        }
+        assert!(valid_media_path("track_2/seg_17.ts"));
+        assert!(valid_media_path("track_10/index.m3u8"));
+        for bad in [
+            "track_/x.ts",
+            "track_1/../x.ts",
+            "track_1/a/b.ts",
+            "other/x.ts",
+            "track_x/x.ts",
+            "../track_1/x.ts",
+        ] {
+            assert!(!valid_media_path(bad), "{bad:?}");
         }
     }
 }

@@ -172,6 +172,10 @@ pub struct StreamStatus {
     /// Enabled push-out destinations, in `push[]` order (running streams).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub push: Vec<PushStatus>,
+    /// FFmpeg processes per rendition, for a stream with a `transcoder`
+    /// (for a stream stopped by its transcoder: the state it gave up in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcoder: Option<os_transcoder::TranscoderStatus>,
 }
 
 pub(crate) fn input_status(
