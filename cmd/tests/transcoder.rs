@@ -516,3 +516,83 @@ async fn missing_hardware_backend_is_refused_by_name() {
     assert!(msg.contains("\"videotoolbox\"") && msg.contains("not available"), "{msg}");
     s.stop().await;
 }
+
+/// `kill -9` of the server: its FFmpeg children read our stdin pipe, see
+/// end of input and exit on their own — no orphans keep encoding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_children_exit_when_the_server_is_killed() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let server = Command::new(env!("CARGO_BIN_EXE_open-streamer"))
+        .current_dir(dir.path())
+        .env("OPEN_STREAMER_SERVER_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("OPEN_STREAMER_STORAGE_JSON_DIR", dir.path().join("data"))
+        .env("OPEN_STREAMER_PUBLISHER_HLS_DIR", dir.path().join("hls"))
+        .env("OPEN_STREAMER_PUBLISHER_DASH_DIR", dir.path().join("dash"))
+        .env("OPEN_STREAMER_METRICS_ADDR", "")
+        .env("OPEN_STREAMER_LISTENERS_RTMP_LISTEN_HOST", "127.0.0.1")
+        .env("OPEN_STREAMER_LISTENERS_RTMP_PORT", "0")
+        .env("OPEN_STREAMER_LISTENERS_SRT_LISTEN_HOST", "127.0.0.1")
+        .env("OPEN_STREAMER_LISTENERS_SRT_PORT", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn server: {e}"));
+    let mut server = Kill(server);
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until("server healthy", Duration::from_secs(20), async || {
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    let file = format!("file://{}?loop=true", vector("h264_aac.ts").display());
+    let body = json!({
+        "inputs": [{"url": file, "priority": 0}],
+        "protocols": {"hls": true},
+        "transcoder": {"video": {"profiles": [
+            {"width": 160, "height": 120, "bitrate": 200, "preset": "ultrafast"},
+            {"width": 96, "height": 72, "bitrate": 100, "preset": "ultrafast"}
+        ]}}
+    });
+    let put = client
+        .put(format!("{base}/streams/k"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(put.status(), 201);
+    let start = client
+        .post(format!("{base}/streams/k/start"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(start.status(), 200);
+    let mut pids = Vec::new();
+    wait_until("two FFmpeg processes running", Duration::from_secs(30), async || {
+        let Ok(r) = client.get(format!("{base}/streams/k/status")).send().await else {
+            return false;
+        };
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        let p = profiles(v.get("data").unwrap_or(&v));
+        pids = p.iter().filter_map(|(pid, state, _)| pid.filter(|_| state == "running")).collect();
+        pids.len() == 2
+    })
+    .await;
+    assert!(pids.iter().all(|p| pid_alive(*p)));
+    assert!(Command::new("kill")
+        .args(["-9", &server.0.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success()));
+    let _ = server.0.wait();
+    wait_until("FFmpeg children gone after kill -9 of the server", Duration::from_secs(10), async || {
+        pids.iter().all(|p| !pid_alive(*p))
+    })
+    .await;
+}
