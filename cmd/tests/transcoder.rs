@@ -80,7 +80,10 @@ where
 {
     let deadline = Instant::now() + limit;
     while !f().await {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -143,7 +146,12 @@ struct Probed {
 fn ffprobe(file: &Path) -> Probed {
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", "v:0"])
-        .args(["-show_entries", "stream=codec_name,width,height", "-of", "json"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "json",
+        ])
         .arg(file)
         .output()
         .unwrap_or_else(|e| panic!("ffprobe is required (apt-get install -y ffmpeg): {e}"));
@@ -151,7 +159,12 @@ fn ffprobe(file: &Path) -> Probed {
     let stream = &v["streams"][0];
     let pk = Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", "v:0"])
-        .args(["-show_entries", "packet=pts_time,size,flags", "-of", "csv=p=0"])
+        .args([
+            "-show_entries",
+            "packet=pts_time,size,flags",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(file)
         .output()
         .unwrap_or_else(|e| panic!("ffprobe: {e}"));
@@ -236,7 +249,13 @@ async fn rtmp_push_becomes_an_abr_ladder_with_crash_recovery_and_reload() {
         .unwrap_or_else(|e| panic!("{e}"));
     let rtmp = app.rtmp_addr().unwrap_or_else(|| panic!("rtmp listener"));
     let s = common::serve(app);
-    let (st, body) = call(&s, Method::PUT, "/streams/abr", Some(ladder_body("abr", 300))).await;
+    let (st, body) = call(
+        &s,
+        Method::PUT,
+        "/streams/abr",
+        Some(ladder_body("abr", 300)),
+    )
+    .await;
     assert_eq!(st, 201, "{body}");
     let (st, body) = call(&s, Method::POST, "/streams/abr/start", None).await;
     assert_eq!(st, 200, "{body}");
@@ -245,7 +264,9 @@ async fn rtmp_push_becomes_an_abr_ladder_with_crash_recovery_and_reload() {
         .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440"])
-        .args(["-t", "120", "-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M"])
+        .args([
+            "-t", "120", "-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M",
+        ])
         .args(["-g", "50", "-c:a", "aac", "-f", "flv"])
         .arg(format!("rtmp://{rtmp}/live/abr"))
         .stdout(Stdio::null())
@@ -256,18 +277,26 @@ async fn rtmp_push_becomes_an_abr_ladder_with_crash_recovery_and_reload() {
 
     // Master playlist with both renditions.
     let mut master = String::new();
-    wait_until("master playlist with two renditions", Duration::from_secs(40), async || {
-        master = get_text(&s, "/abr/index.m3u8").await.unwrap_or_default();
-        master_entries(&master).len() == 2
-    })
+    wait_until(
+        "master playlist with two renditions",
+        Duration::from_secs(40),
+        async || {
+            master = get_text(&s, "/abr/index.m3u8").await.unwrap_or_default();
+            master_entries(&master).len() == 2
+        },
+    )
     .await;
     // Enough segments for a bitrate measurement (4 × 2 s per rendition).
     for track in ["track_1", "track_2"] {
-        wait_until(&format!("{track} has 4 segments"), Duration::from_secs(40), async || {
-            get_text(&s, &format!("/abr/{track}/index.m3u8"))
-                .await
-                .is_some_and(|t| segments(&t).len() >= 4)
-        })
+        wait_until(
+            &format!("{track} has 4 segments"),
+            Duration::from_secs(40),
+            async || {
+                get_text(&s, &format!("/abr/{track}/index.m3u8"))
+                    .await
+                    .is_some_and(|t| segments(&t).len() >= 4)
+            },
+        )
         .await;
     }
     master = get_text(&s, "/abr/index.m3u8").await.unwrap_or_default();
@@ -289,7 +318,10 @@ async fn rtmp_push_becomes_an_abr_ladder_with_crash_recovery_and_reload() {
         let bw: f64 = attr(attrs, "BANDWIDTH").parse().unwrap_or(0.0);
         let avg: f64 = attr(attrs, "AVERAGE-BANDWIDTH").parse().unwrap_or(0.0);
         let target = (kbps + 128.0) * 1000.0;
-        assert!(bw >= target && bw <= target * 1.6, "BANDWIDTH {bw} for {target}: {master}");
+        assert!(
+            bw >= target && bw <= target * 1.6,
+            "BANDWIDTH {bw} for {target}: {master}"
+        );
         assert!(
             avg >= target * 0.8 && avg <= target * 1.25,
             "AVERAGE-BANDWIDTH {avg} for {target}: {master}"
@@ -303,7 +335,10 @@ async fn rtmp_push_becomes_an_abr_ladder_with_crash_recovery_and_reload() {
     for (p, w, h, kbps) in [(&p1, 640, 360, 800.0), (&p2, 320, 180, 300.0)] {
         assert_eq!((p.codec.as_str(), p.width, p.height), ("h264", w, h));
         let ratio = p.video_bps / (kbps * 1000.0);
-        eprintln!("{w}x{h}: measured video {:.0} bit/s (target {kbps} kbit/s, ×{ratio:.3})", p.video_bps);
+        eprintln!(
+            "{w}x{h}: measured video {:.0} bit/s (target {kbps} kbit/s, ×{ratio:.3})",
+            p.video_bps
+        );
         assert!(
             (0.8..=1.2).contains(&ratio),
             "{w}x{h}: video {:.0} bit/s for a {kbps} kbit/s target (×{ratio:.2})",
@@ -320,14 +355,26 @@ async fn rtmp_push_becomes_an_abr_ladder_with_crash_recovery_and_reload() {
             .collect()
     };
     let (k1, k2) = (in_range(&p1.keyframes), in_range(&p2.keyframes));
-    assert!(k1.len() >= 2, "overlapping keyframes: {:?} / {:?}", p1.keyframes, p2.keyframes);
+    assert!(
+        k1.len() >= 2,
+        "overlapping keyframes: {:?} / {:?}",
+        p1.keyframes,
+        p2.keyframes
+    );
     assert_eq!(k1, k2, "keyframes aligned across renditions");
     eprintln!("aligned keyframes (ms): {k1:?}\nmaster:\n{master}");
 
     // RTMP/SRT play and push-out read the main buffer, which carries the
     // first rendition.
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-rw_timeout", "10000000", "-select_streams", "v:0"])
+        .args([
+            "-v",
+            "error",
+            "-rw_timeout",
+            "10000000",
+            "-select_streams",
+            "v:0",
+        ])
         .args(["-show_entries", "stream=width,height", "-of", "csv=p=0"])
         .arg(format!("rtmp://{rtmp}/live/abr"))
         .output()
@@ -343,15 +390,29 @@ async fn rtmp_push_becomes_an_abr_ladder_with_crash_recovery_and_reload() {
     let st = status(&s, "abr").await;
     let before = profiles(&st);
     assert_eq!(before.len(), 2, "{st}");
-    assert!(before.iter().all(|(pid, state, _)| pid.is_some() && state == "running"), "{st}");
+    assert!(
+        before
+            .iter()
+            .all(|(pid, state, _)| pid.is_some() && state == "running"),
+        "{st}"
+    );
     assert_eq!(st["transcoder"]["profiles"][1]["track"], "track_2");
     let (pid1, pid2) = (before[0].0.unwrap_or(0), before[1].0.unwrap_or(0));
     assert_ne!(pid1, pid2);
 
     // kill -9 track_1's FFmpeg: restarted, its rendition resumes, track_2
     // keeps its process.
-    let seq_before = media_sequence(&get_text(&s, "/abr/track_1/index.m3u8").await.unwrap_or_default());
-    assert!(Command::new("kill").args(["-9", &pid1.to_string()]).status().is_ok_and(|s| s.success()));
+    let seq_before = media_sequence(
+        &get_text(&s, "/abr/track_1/index.m3u8")
+            .await
+            .unwrap_or_default(),
+    );
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid1.to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    );
     let mut now = Vec::new();
     wait_until("track_1 restarted", Duration::from_secs(30), async || {
         now = profiles(&status(&s, "abr").await);
@@ -359,12 +420,22 @@ async fn rtmp_push_becomes_an_abr_ladder_with_crash_recovery_and_reload() {
     })
     .await;
     assert_eq!(now[0].2, 1, "one restart counted: {now:?}");
-    assert_eq!(now[1], (Some(pid2), "running".to_string(), 0), "track_2 untouched");
+    assert_eq!(
+        now[1],
+        (Some(pid2), "running".to_string(), 0),
+        "track_2 untouched"
+    );
     assert!(!pid_alive(pid1));
-    wait_until("track_1 segments resume", Duration::from_secs(30), async || {
-        let t = get_text(&s, "/abr/track_1/index.m3u8").await.unwrap_or_default();
-        media_sequence(&t) >= seq_before + 3
-    })
+    wait_until(
+        "track_1 segments resume",
+        Duration::from_secs(30),
+        async || {
+            let t = get_text(&s, "/abr/track_1/index.m3u8")
+                .await
+                .unwrap_or_default();
+            media_sequence(&t) >= seq_before + 3
+        },
+    )
     .await;
     let st = status(&s, "abr").await;
     assert!(
@@ -377,7 +448,13 @@ async fn rtmp_push_becomes_an_abr_ladder_with_crash_recovery_and_reload() {
     // Hot reload of profile 2 only: track_2 gets a new process, track_1
     // keeps its pid.
     let pid1 = now[0].0.unwrap_or(0);
-    let (st, body) = call(&s, Method::PUT, "/streams/abr", Some(ladder_body("abr", 250))).await;
+    let (st, body) = call(
+        &s,
+        Method::PUT,
+        "/streams/abr",
+        Some(ladder_body("abr", 250)),
+    )
+    .await;
     assert_eq!(st, 200, "{body}");
     let reload = &body["reload"];
     let has = |k: &str, v: &str| {
@@ -386,23 +463,35 @@ async fn rtmp_push_becomes_an_abr_ladder_with_crash_recovery_and_reload() {
             .is_some_and(|a| a.iter().any(|x| x == v))
     };
     assert!(has("restarted", "transcoder:track_2"), "{body}");
-    assert!(has("kept", "transcoder:track_1") && has("kept", "hls"), "{body}");
-    wait_until("track_2 running again", Duration::from_secs(30), async || {
-        now = profiles(&status(&s, "abr").await);
-        now[1].1 == "running"
-    })
+    assert!(
+        has("kept", "transcoder:track_1") && has("kept", "hls"),
+        "{body}"
+    );
+    wait_until(
+        "track_2 running again",
+        Duration::from_secs(30),
+        async || {
+            now = profiles(&status(&s, "abr").await);
+            now[1].1 == "running"
+        },
+    )
     .await;
     assert_eq!(now[0].0, Some(pid1), "track_1 not restarted by the reload");
-    assert!(now[1].0.is_some_and(|p| p != pid2), "track_2 restarted: {now:?}");
+    assert!(
+        now[1].0.is_some_and(|p| p != pid2),
+        "track_2 restarted: {now:?}"
+    );
     assert!(!pid_alive(pid2));
 
     // Stopping the stream ends every FFmpeg.
     let pids: Vec<u64> = now.iter().filter_map(|p| p.0).collect();
     let (st, _) = call(&s, Method::POST, "/streams/abr/stop", None).await;
     assert_eq!(st, 200);
-    wait_until("FFmpeg processes gone after stop", Duration::from_secs(10), async || {
-        pids.iter().all(|p| !pid_alive(*p))
-    })
+    wait_until(
+        "FFmpeg processes gone after stop",
+        Duration::from_secs(10),
+        async || pids.iter().all(|p| !pid_alive(*p)),
+    )
     .await;
     s.stop().await;
 }
@@ -431,7 +520,10 @@ async fn failing_ffmpeg_stops_the_stream_and_the_pool_is_bounded() {
             {"width": 160, "height": 120, "bitrate": 200, "codec": "h265", "profile": "high"}
         ]}}
     });
-    assert_eq!(call(&s, Method::PUT, "/streams/bad", Some(body)).await.0, 201);
+    assert_eq!(
+        call(&s, Method::PUT, "/streams/bad", Some(body)).await.0,
+        201
+    );
     let (st, body) = call(&s, Method::POST, "/streams/bad/start", None).await;
     assert_eq!(st, 200, "{body}");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -455,7 +547,10 @@ async fn failing_ffmpeg_stops_the_stream_and_the_pool_is_bounded() {
     assert_eq!(crashes, 2, "max_restarts = 2 restarts before giving up");
     assert_eq!(fatal["data"]["reason"], "max_restarts");
     let stderr = fatal["data"]["stderr"].to_string();
-    assert!(stderr.contains("high"), "last stderr lines name the cause: {fatal}");
+    assert!(
+        stderr.contains("high"),
+        "last stderr lines name the cause: {fatal}"
+    );
     let mut st = Value::Null;
     wait_until("stream stopped", Duration::from_secs(10), async || {
         st = status(&s, "bad").await;
@@ -473,8 +568,14 @@ async fn failing_ffmpeg_stops_the_stream_and_the_pool_is_bounded() {
             {"width": 96, "height": 72, "bitrate": 100, "preset": "ultrafast"}
         ]}}
     });
-    assert_eq!(call(&s, Method::PUT, "/streams/two", Some(body)).await.0, 201);
-    assert_eq!(call(&s, Method::POST, "/streams/two/start", None).await.0, 200);
+    assert_eq!(
+        call(&s, Method::PUT, "/streams/two", Some(body)).await.0,
+        201
+    );
+    assert_eq!(
+        call(&s, Method::POST, "/streams/two/start", None).await.0,
+        200
+    );
     let ev = loop {
         let ev = tokio::time::timeout(Duration::from_secs(30), events.recv())
             .await
@@ -495,14 +596,25 @@ async fn failing_ffmpeg_stops_the_stream_and_the_pool_is_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_hardware_backend_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let s = common::start(tc_config(&dir.path().join("data"), &dir.path().join("hls"), 2, 2)).await;
+    let s = common::start(tc_config(
+        &dir.path().join("data"),
+        &dir.path().join("hls"),
+        2,
+        2,
+    ))
+    .await;
     let (st, cfg) = call(&s, Method::GET, "/config", None).await;
     assert_eq!(st, 200);
-    let accels = cfg["data"]["hw_accels"].as_array().cloned().unwrap_or_default();
+    let accels = cfg["data"]["hw_accels"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(accels.iter().any(|a| a == "none"), "{cfg}");
-    assert!(cfg["data"]["transcoder"]["version"]
-        .as_str()
-        .is_some_and(|v| v.starts_with("ffmpeg version")));
+    assert!(
+        cfg["data"]["transcoder"]["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("ffmpeg version"))
+    );
     // VideoToolbox never exists on this (Linux) host.
     let body = json!({
         "inputs": [{"url": "udp://127.0.0.1:5999", "priority": 0}],
@@ -513,7 +625,10 @@ async fn missing_hardware_backend_is_refused_by_name() {
     assert_eq!(st, 400, "{err}");
     assert_eq!(err["error"]["code"], "TRANSCODER_UNAVAILABLE");
     let msg = err["error"]["message"].as_str().unwrap_or("");
-    assert!(msg.contains("\"videotoolbox\"") && msg.contains("not available"), "{msg}");
+    assert!(
+        msg.contains("\"videotoolbox\"") && msg.contains("not available"),
+        "{msg}"
+    );
     s.stop().await;
 }
 
@@ -528,7 +643,10 @@ async fn ffmpeg_children_exit_when_the_server_is_killed() {
         .unwrap_or_else(|e| panic!("{e}"));
     let server = Command::new(env!("CARGO_BIN_EXE_open-streamer"))
         .current_dir(dir.path())
-        .env("OPEN_STREAMER_SERVER_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "OPEN_STREAMER_SERVER_HTTP_ADDR",
+            format!("127.0.0.1:{port}"),
+        )
         .env("OPEN_STREAMER_STORAGE_JSON_DIR", dir.path().join("data"))
         .env("OPEN_STREAMER_PUBLISHER_HLS_DIR", dir.path().join("hls"))
         .env("OPEN_STREAMER_PUBLISHER_DASH_DIR", dir.path().join("dash"))
@@ -575,24 +693,35 @@ async fn ffmpeg_children_exit_when_the_server_is_killed() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(start.status(), 200);
     let mut pids = Vec::new();
-    wait_until("two FFmpeg processes running", Duration::from_secs(30), async || {
-        let Ok(r) = client.get(format!("{base}/streams/k/status")).send().await else {
-            return false;
-        };
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        let p = profiles(v.get("data").unwrap_or(&v));
-        pids = p.iter().filter_map(|(pid, state, _)| pid.filter(|_| state == "running")).collect();
-        pids.len() == 2
-    })
+    wait_until(
+        "two FFmpeg processes running",
+        Duration::from_secs(30),
+        async || {
+            let Ok(r) = client.get(format!("{base}/streams/k/status")).send().await else {
+                return false;
+            };
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            let p = profiles(v.get("data").unwrap_or(&v));
+            pids = p
+                .iter()
+                .filter_map(|(pid, state, _)| pid.filter(|_| state == "running"))
+                .collect();
+            pids.len() == 2
+        },
+    )
     .await;
     assert!(pids.iter().all(|p| pid_alive(*p)));
-    assert!(Command::new("kill")
-        .args(["-9", &server.0.id().to_string()])
-        .status()
-        .is_ok_and(|s| s.success()));
+    assert!(
+        Command::new("kill")
+            .args(["-9", &server.0.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    );
     let _ = server.0.wait();
-    wait_until("FFmpeg children gone after kill -9 of the server", Duration::from_secs(10), async || {
-        pids.iter().all(|p| !pid_alive(*p))
-    })
+    wait_until(
+        "FFmpeg children gone after kill -9 of the server",
+        Duration::from_secs(10),
+        async || pids.iter().all(|p| !pid_alive(*p)),
+    )
     .await;
 }

@@ -378,10 +378,7 @@ impl Coordinator {
                             }
                         }
                     }
-                    (
-                        reload::TranscoderChange::Profiles { changed, all, .. },
-                        Some(cfg),
-                    ) => {
+                    (reload::TranscoderChange::Profiles { changed, all, .. }, Some(cfg)) => {
                         if let Some(t) = rt.transcode_mut() {
                             let which: Vec<usize> = if *all {
                                 (0..t.renditions.len()).collect()

@@ -114,7 +114,12 @@ pub fn spawn_hls_abr(
     tokio::spawn(run(code, renditions, config, cancel))
 }
 
-async fn run(code: String, renditions: Vec<Rendition>, config: HlsConfig, cancel: CancellationToken) {
+async fn run(
+    code: String,
+    renditions: Vec<Rendition>,
+    config: HlsConfig,
+    cancel: CancellationToken,
+) {
     let dir = config.dir.join(&code);
     let _ = tokio::fs::remove_dir_all(&dir).await;
     for r in &renditions {
@@ -178,7 +183,9 @@ async fn run(code: String, renditions: Vec<Rendition>, config: HlsConfig, cancel
         if text != written {
             match write_atomic(&dir, PLAYLIST, text.as_bytes()).await {
                 Ok(()) => written = text,
-                Err(e) => tracing::warn!(stream = %code, error = %e, "hls: cannot write master playlist"),
+                Err(e) => {
+                    tracing::warn!(stream = %code, error = %e, "hls: cannot write master playlist")
+                }
             }
         }
     }

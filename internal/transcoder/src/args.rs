@@ -378,7 +378,8 @@ mod tests {
         a.join(" ")
     }
 
-    const INPUT: &str = "-hide_banner -loglevel warning -nostats -fflags +genpts+discardcorrupt -copyts";
+    const INPUT: &str =
+        "-hide_banner -loglevel warning -nostats -fflags +genpts+discardcorrupt -copyts";
     const KF2: &str = "-force_key_frames expr:if(isnan(prev_forced_t),1,gte(floor(t/2)-floor(prev_forced_t/2),1))";
     const KF1: &str = "-force_key_frames expr:if(isnan(prev_forced_t),1,gte(floor(t/1)-floor(prev_forced_t/1),1))";
     const AUDIO: &str = "-c:a aac -b:a 128k";
@@ -531,7 +532,10 @@ mod tests {
     fn presets_per_backend() {
         assert_eq!(preset_for(HwAccel::None, "p4").as_deref(), Some("medium"));
         assert_eq!(preset_for(HwAccel::Nvenc, "slow").as_deref(), Some("p5"));
-        assert_eq!(preset_for(HwAccel::Qsv, "ultrafast").as_deref(), Some("veryfast"));
+        assert_eq!(
+            preset_for(HwAccel::Qsv, "ultrafast").as_deref(),
+            Some("veryfast")
+        );
         assert_eq!(preset_for(HwAccel::Vaapi, "fast"), None);
         assert_eq!(preset_for(HwAccel::Videotoolbox, "fast"), None);
         assert_eq!(preset_for(HwAccel::None, ""), None);

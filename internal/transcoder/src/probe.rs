@@ -67,8 +67,8 @@ impl Devices {
     /// PCI vendor (Intel = 0x8086 for QSV), the OS.
     pub fn detect() -> Self {
         let render = Path::new(crate::args::VAAPI_DEVICE);
-        let vendor = std::fs::read_to_string("/sys/class/drm/renderD128/device/vendor")
-            .unwrap_or_default();
+        let vendor =
+            std::fs::read_to_string("/sys/class/drm/renderD128/device/vendor").unwrap_or_default();
         Self {
             nvidia: Path::new("/dev/nvidia0").exists(),
             dri_render: render.exists(),
@@ -267,7 +267,11 @@ async fn run(ffmpeg_path: &str, args: &[&str]) -> Result<String, ProbeError> {
         .map_err(|_| unusable(format!("{} did not answer in 10 s", args.join(" "))))?
         .map_err(|e| unusable(e.to_string()))?;
     if !out.status.success() {
-        return Err(unusable(format!("{} exited with {}", args.join(" "), out.status)));
+        return Err(unusable(format!(
+            "{} exited with {}",
+            args.join(" "),
+            out.status
+        )));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -375,7 +379,9 @@ mod tests {
             )
         );
         let err = p.check(&cfg(HwAccel::Videotoolbox)).err();
-        assert!(matches!(err, Some(ProbeError::MissingBackend { ref backend, .. }) if backend == "videotoolbox"));
+        assert!(
+            matches!(err, Some(ProbeError::MissingBackend { ref backend, .. }) if backend == "videotoolbox")
+        );
         // Copying video needs no backend.
         let mut copy = cfg(HwAccel::Nvenc);
         copy.video.copy = true;

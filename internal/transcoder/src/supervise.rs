@@ -803,7 +803,9 @@ async fn pump_in(
                 if stdin.write_all(&c.data).await.is_err() {
                     return;
                 }
-                progress.last_in.store(progress.now().max(1), Ordering::Relaxed);
+                progress
+                    .last_in
+                    .store(progress.now().max(1), Ordering::Relaxed);
             }
             Ok(Item::Lagged { .. }) => {}
             Err(_) => {
@@ -815,7 +817,11 @@ async fn pump_in(
 }
 
 /// FFmpeg output → every sink, in whole TS packets.
-async fn pump_out<R: AsyncRead + Unpin>(mut out: R, sinks: Vec<Arc<Buffer>>, progress: Arc<Progress>) {
+async fn pump_out<R: AsyncRead + Unpin>(
+    mut out: R,
+    sinks: Vec<Arc<Buffer>>,
+    progress: Arc<Progress>,
+) {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
         if buf.capacity() - buf.len() < 16 * 1024 {

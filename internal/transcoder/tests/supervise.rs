@@ -19,10 +19,29 @@ fn source(raw: Arc<Buffer>, cancel: CancellationToken) -> tokio::task::JoinHandl
     tokio::spawn(async move {
         let mut child = tokio::process::Command::new("ffmpeg")
             .args([
-                "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-                "testsrc=size=640x360:rate=25", "-f", "lavfi", "-i", "sine=frequency=440",
-                "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac",
-                "-f", "mpegts", "pipe:1",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=640x360:rate=25",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "25",
+                "-c:a",
+                "aac",
+                "-f",
+                "mpegts",
+                "pipe:1",
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -75,7 +94,10 @@ fn settings(max_workers: usize, max_restarts: u32) -> Settings {
 async fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !f() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -110,7 +132,10 @@ async fn per_profile_renditions_restart_and_stop() {
     )
     .expect("start");
     wait_for("both renditions running", 30, || {
-        tc.status().profiles.iter().all(|p| p.state == ProfileState::Running)
+        tc.status()
+            .profiles
+            .iter()
+            .all(|p| p.state == ProfileState::Running)
     })
     .await;
     assert_eq!(svc.workers_in_use(), 2);
@@ -133,7 +158,13 @@ async fn per_profile_renditions_restart_and_stop() {
     .await;
     let st = tc.status();
     assert_eq!(st.profiles[0].restart_count, 1);
-    assert!(st.profiles[0].last_error.as_deref().unwrap_or("").contains("FFmpeg exited"));
+    assert!(
+        st.profiles[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("FFmpeg exited")
+    );
     assert_eq!(st.profiles[1].pid, Some(pids[1]));
     assert_eq!(st.profiles[1].restart_count, 0);
     assert!(outs[1].head() > head1, "track_2 kept producing");
@@ -247,7 +278,12 @@ async fn always_failing_process_is_given_up_and_pool_is_bounded() {
     let last = last.expect("events");
     assert_eq!(last["data"]["fatal"], true);
     assert_eq!(last["data"]["reason"], "max_restarts");
-    assert!(!last["data"]["stderr"].as_array().map(Vec::is_empty).unwrap_or(true));
+    assert!(
+        !last["data"]["stderr"]
+            .as_array()
+            .map(Vec::is_empty)
+            .unwrap_or(true)
+    );
     drop(tc);
 
     // Pool of one: a second stream of two renditions gets one slot; the
@@ -268,10 +304,11 @@ async fn always_failing_process_is_given_up_and_pool_is_bounded() {
     .expect("start");
     wait_for("one rendition without slot", 30, || {
         let st = tc.status();
-        st.profiles
-            .iter()
-            .any(|p| p.last_error.as_deref().is_some_and(|e| e.contains("transcoder.max_workers")))
-            && st.profiles.iter().any(|p| p.state == ProfileState::Running)
+        st.profiles.iter().any(|p| {
+            p.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("transcoder.max_workers"))
+        }) && st.profiles.iter().any(|p| p.state == ProfileState::Running)
     })
     .await;
     assert_eq!(svc.workers_in_use(), 1);
