@@ -621,7 +621,11 @@ async fn missing_hardware_backend_is_refused_by_name() {
         "transcoder": {"global": {"hw_accel": "videotoolbox"},
                        "video": {"profiles": [{"width": 640, "height": 360, "bitrate": 800}]}}
     });
+    // Saving is fine (the config may be meant for another host) …
     let (st, err) = call(&s, Method::PUT, "/streams/vt", Some(body)).await;
+    assert_eq!(st, 201, "{err}");
+    // … starting it here is refused, naming the backend.
+    let (st, err) = call(&s, Method::POST, "/streams/vt/start", None).await;
     assert_eq!(st, 400, "{err}");
     assert_eq!(err["error"]["code"], "TRANSCODER_UNAVAILABLE");
     let msg = err["error"]["message"].as_str().unwrap_or("");

@@ -250,7 +250,11 @@ impl Coordinator {
             return Err(CoordError::NoInputs(code.to_string()));
         }
         self.store.set_stream_running(code, true).await?;
-        self.start_runtime(&stored.stream).await?;
+        if let Err(e) = self.start_runtime(&stored.stream).await {
+            // Not running: do not resume it at the next boot either.
+            let _ = self.store.set_stream_running(code, false).await;
+            return Err(e);
+        }
         self.status(code).await
     }
 
@@ -313,11 +317,6 @@ impl Coordinator {
     /// before anything is saved or touched: a push key (RTMP/SRT listener)
     /// already used by another running stream.
     pub fn check_update(&self, new: &Stream) -> Result<(), CoordError> {
-        if let Some(tc) = new.transcoder.as_ref().filter(|t| t.needs_ffmpeg()) {
-            self.transcoders
-                .check(tc)
-                .map_err(|e| CoordError::Transcoder(e.to_string()))?;
-        }
         let held = self.registry.keys();
         for input in &new.inputs {
             let Ok(d) = os_protocol::detect(&input.url) else {
@@ -379,7 +378,12 @@ impl Coordinator {
                         }
                     }
                     (reload::TranscoderChange::Profiles { changed, all, .. }, Some(cfg)) => {
-                        if let Some(t) = rt.transcode_mut() {
+                        if let Err(e) = self.transcoders.check(cfg) {
+                            // Saved; the running processes keep their
+                            // settings (the next start reports the error).
+                            tracing::error!(stream = %new.code, error = %e, "transcoder change not applied");
+                            report.deferred.push("transcoder".into());
+                        } else if let Some(t) = rt.transcode_mut() {
                             let which: Vec<usize> = if *all {
                                 (0..t.renditions.len()).collect()
                             } else {
