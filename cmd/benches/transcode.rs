@@ -111,10 +111,7 @@ struct Pacer {
 
 impl Pacer {
     fn new(data: &[u8], seconds: u32) -> Self {
-        let chunks: Vec<Bytes> = data
-            .chunks(188 * 7)
-            .map(Bytes::copy_from_slice)
-            .collect();
+        let chunks: Vec<Bytes> = data.chunks(188 * 7).map(Bytes::copy_from_slice).collect();
         let interval = Duration::from_secs_f64(f64::from(seconds) / chunks.len().max(1) as f64);
         Self { chunks, interval }
     }
@@ -238,14 +235,19 @@ fn main() {
     println!(
         "\ntranscode CPU, {seconds} s of 1280x720 25 fps input, ladder 640x360@800k + 320x180@300k (libx264 veryfast), {trials} trials"
     );
-    println!("{:<22} {:>14} {:>14} {:>10}", "scenario", "CPU s (mean)", "CPU s/media s", "vs hand");
+    println!(
+        "{:<22} {:>14} {:>14} {:>10}",
+        "scenario", "CPU s (mean)", "CPU s/media s", "vs hand"
+    );
     for (name, v) in &rows {
         let m = mean(v);
         println!(
             "{name:<22} {m:>14.2} {:>14.3} {:>9.3}x   runs: {:?}",
             m / f64::from(seconds),
             m / base,
-            v.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>()
+            v.iter()
+                .map(|x| (x * 100.0).round() / 100.0)
+                .collect::<Vec<_>>()
         );
     }
 }

@@ -284,10 +284,10 @@ impl StreamTranscoder {
         };
         if me.multi() {
             let all: Vec<usize> = (0..me.sinks.len()).collect();
-            me.spawn_worker(all);
+            me.spawn_worker(all, false);
         } else {
             for i in 0..me.sinks.len() {
-                me.spawn_worker(vec![i]);
+                me.spawn_worker(vec![i], false);
             }
         }
         Ok(me)
@@ -302,7 +302,9 @@ impl StreamTranscoder {
         &self.config
     }
 
-    fn spawn_worker(&mut self, tracks: Vec<usize>) {
+    /// `replacing`: the renditions had output from an earlier process, so
+    /// the first output of this one is marked as a discontinuity.
+    fn spawn_worker(&mut self, tracks: Vec<usize>, replacing: bool) {
         let cancel = self.cancel.child_token();
         let label = if tracks.len() == 1 {
             format!("track_{}", tracks[0] + 1)
@@ -333,6 +335,7 @@ impl StreamTranscoder {
             service: self.service.clone(),
             cancel: cancel.clone(),
             fatal: self.fatal.clone(),
+            replacing,
         };
         let task = tokio::spawn(supervise(spec));
         self.workers.push(Worker {
@@ -369,7 +372,7 @@ impl StreamTranscoder {
                 tracing::warn!(stream = %self.code, "transcoder: process did not stop in time");
             }
             restarted.extend(w.tracks.iter().map(|t| format!("track_{}", t + 1)));
-            self.spawn_worker(w.tracks);
+            self.spawn_worker(w.tracks, true);
         }
         restarted
     }
@@ -433,6 +436,8 @@ struct Spec {
     service: Transcoders,
     cancel: CancellationToken,
     fatal: mpsc::UnboundedSender<Fatal>,
+    /// Replaces a process of the same renditions (hot reload).
+    replacing: bool,
 }
 
 impl Spec {
@@ -481,7 +486,7 @@ async fn supervise(spec: Spec) {
             },
             Ok(permit) => {
                 runs += 1;
-                run_once(&spec, &settings, permit, runs > 1).await
+                run_once(&spec, &settings, permit, runs > 1 || spec.replacing).await
             }
         };
         let (error, stderr, healthy) = match end {

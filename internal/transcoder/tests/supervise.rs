@@ -316,3 +316,55 @@ async fn always_failing_process_is_given_up_and_pool_is_bounded() {
     cancel.cancel();
     let _ = src.await;
 }
+
+/// A process that reads its input but never writes output is killed by the
+/// stall watchdog and counted as a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_process_is_killed_and_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("silent-ffmpeg");
+    std::fs::write(&fake, "#!/bin/sh\nexec cat > /dev/null\n").expect("write script");
+    let made_executable = std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&fake)
+        .status()
+        .expect("chmod");
+    assert!(made_executable.success());
+    let svc = Transcoders::new(
+        Settings {
+            ffmpeg_path: fake.display().to_string(),
+            stall_timeout: Duration::from_secs(2),
+            ..settings(2, 1)
+        },
+        Arc::new(EventBus::new()),
+    );
+    let cancel = CancellationToken::new();
+    let raw = Arc::new(Buffer::new("$raw$s", 500));
+    let src = source(raw.clone(), cancel.clone());
+    let mut cfg = ladder(TranscodeMode::PerProfile);
+    cfg.video.profiles.truncate(1);
+    let (fatal_tx, mut fatal_rx) = mpsc::unbounded_channel();
+    let tc = StreamTranscoder::start(
+        &svc,
+        "s",
+        &cfg,
+        raw,
+        vec![vec![Arc::new(Buffer::new("$r$s$track_1", 10))]],
+        cancel.child_token(),
+        fatal_tx,
+    )
+    .expect("start");
+    let started = std::time::Instant::now();
+    let fatal = tokio::time::timeout(Duration::from_secs(30), fatal_rx.recv())
+        .await
+        .expect("fatal in time")
+        .expect("fatal");
+    // Two runs of ≥ 2 s each (max_restarts = 1).
+    assert!(started.elapsed() >= Duration::from_secs(4));
+    assert!(fatal.error.contains("stalled"), "{}", fatal.error);
+    let st = tc.status();
+    assert_eq!(st.profiles[0].restart_count, 1);
+    assert_eq!(st.profiles[0].state, ProfileState::Failed);
+    cancel.cancel();
+    let _ = src.await;
+}
