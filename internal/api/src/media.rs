@@ -11,7 +11,9 @@
 //! `audio/mp4` for audio (`seg_a*`, `init_a*`) DASH segments.
 //!
 //! Path safety: the code must be a valid stream code and the file name one
-//! path segment of `[A-Za-z0-9_.-]` that does not start with a dot, so
+//! path segment of `[A-Za-z0-9_.-]` that does not start with a dot
+//! (optionally under a rendition directory `track_<N>/` of a transcoded
+//! stream's HLS output), so
 //! neither can leave the stream directory (`..`, `/`, `\`, NUL and percent
 //! escapes of them are all rejected after decoding).
 //!
