@@ -45,7 +45,7 @@ bench-failover: test-deps ## failover timeline: primary death → first backup f
 	$(CARGO) bench -p open-streamer --bench failover
 
 bench-transcode: test-deps ## transcoder CPU: our two-profile transcode vs the same FFmpeg commands by hand; multi vs per_profile
-	$(CARGO) bench -p open-streamer --bench transcode
+	$(CARGO) bench -p open-streamer --no-default-features --bench transcode
 
 openapi: ## regenerate api/openapi.json from the code
 	UPDATE_OPENAPI=1 $(CARGO) test -p os-api --test openapi
