@@ -149,7 +149,6 @@ async fn by_hand(pacer: &Pacer, settings: &Settings) {
 }
 
 async fn ours(pacer: &Pacer, settings: &Settings, mode: TranscodeMode) {
-    // (see the lag check below)
     let svc = Transcoders::new(settings.clone(), Arc::new(EventBus::new()));
     let raw = Arc::new(Buffer::new("$raw$bench", 1000));
     let outs: Vec<Arc<Buffer>> = (1..=2)
@@ -181,7 +180,10 @@ async fn ours(pacer: &Pacer, settings: &Settings, mode: TranscodeMode) {
     // A process that fell behind the live input would lose chunks (and
     // spend less CPU): such a run does not count.
     let lost: u64 = raw.stats().readers.iter().map(|r| r.lost).sum();
-    assert_eq!(lost, 0, "{mode:?}: FFmpeg fell behind the live input (host too busy)");
+    assert_eq!(
+        lost, 0,
+        "{mode:?}: FFmpeg fell behind the live input (host too busy)"
+    );
     // End of input: FFmpeg drains and exits; then stop the supervisors.
     raw.close();
     let deadline = Instant::now() + Duration::from_secs(20);
