@@ -123,7 +123,7 @@ async fn by_hand(pacer: &Pacer, settings: &Settings) {
     let mut stdins = Vec::new();
     for i in 0..cfg.video.profiles.len() {
         let mut child = tokio::process::Command::new(&settings.ffmpeg_path)
-            .args(args::per_profile_args(&cfg, i))
+            .args(args::per_profile_args(&cfg, i, None))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -198,6 +198,28 @@ fn ffprobe(file: &Path) -> Probed {
     }
 }
 
+/// Keyframe times (ms) of `a` and `b` over the span both cover; they must
+/// be the same set (at least 2).
+fn aligned_keyframes(a: &Probed, b: &Probed) -> BTreeSet<i64> {
+    let lo = a.keyframes[0].max(b.keyframes[0]);
+    let hi = a.keyframes[a.keyframes.len() - 1].min(b.keyframes[b.keyframes.len() - 1]);
+    let in_range = |k: &Vec<f64>| -> BTreeSet<i64> {
+        k.iter()
+            .filter(|t| **t >= lo - 0.001 && **t <= hi + 0.001)
+            .map(|t| (t * 1000.0).round() as i64)
+            .collect()
+    };
+    let (k1, k2) = (in_range(&a.keyframes), in_range(&b.keyframes));
+    assert!(
+        k1.len() >= 2,
+        "overlapping keyframes: {:?} / {:?}",
+        a.keyframes,
+        b.keyframes
+    );
+    assert_eq!(k1, k2, "keyframes aligned across renditions");
+    k1
+}
+
 /// `#EXT-X-STREAM-INF` attributes and URI, per entry.
 fn master_entries(text: &str) -> Vec<(String, String)> {
     let lines: Vec<&str> = text.lines().collect();
@@ -346,22 +368,7 @@ async fn rtmp_push_becomes_an_abr_ladder_with_crash_recovery_and_reload() {
         );
     }
     // Keyframes at the same presentation times in both renditions.
-    let lo = p1.keyframes[0].max(p2.keyframes[0]);
-    let hi = p1.keyframes[p1.keyframes.len() - 1].min(p2.keyframes[p2.keyframes.len() - 1]);
-    let in_range = |k: &Vec<f64>| -> BTreeSet<i64> {
-        k.iter()
-            .filter(|t| **t >= lo - 0.001 && **t <= hi + 0.001)
-            .map(|t| (t * 1000.0).round() as i64)
-            .collect()
-    };
-    let (k1, k2) = (in_range(&p1.keyframes), in_range(&p2.keyframes));
-    assert!(
-        k1.len() >= 2,
-        "overlapping keyframes: {:?} / {:?}",
-        p1.keyframes,
-        p2.keyframes
-    );
-    assert_eq!(k1, k2, "keyframes aligned across renditions");
+    let k1 = aligned_keyframes(&p1, &p2);
     eprintln!("aligned keyframes (ms): {k1:?}\nmaster:\n{master}");
 
     // RTMP/SRT play and push-out read the main buffer, which carries the
@@ -433,10 +440,18 @@ async fn rtmp_push_becomes_an_abr_ladder_with_crash_recovery_and_reload() {
             let t = get_text(&s, "/abr/track_1/index.m3u8")
                 .await
                 .unwrap_or_default();
-            media_sequence(&t) >= seq_before + 3
+            media_sequence(&t) >= seq_before + 4
         },
     )
     .await;
+    // The restarted process keeps the keyframe schedule of the other (its
+    // very first frame is an extra keyframe, in a segment after an
+    // EXT-X-DISCONTINUITY; the last two segments are past it).
+    let tmp2 = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let r1 = ffprobe(&fetch_segments(&s, "abr", "track_1", 2, tmp2.path()).await);
+    let r2 = ffprobe(&fetch_segments(&s, "abr", "track_2", 2, tmp2.path()).await);
+    let after = aligned_keyframes(&r1, &r2);
+    eprintln!("aligned keyframes after the restart (ms): {after:?}");
     let st = status(&s, "abr").await;
     assert!(
         st["transcoder"]["profiles"][0]["last_error"]

@@ -21,8 +21,12 @@
 //! Keyframes are aligned across renditions by time, not by frame count:
 //! `-copyts` keeps the input timestamps, and `-force_key_frames` forces a
 //! keyframe on the first frame at or after every multiple of the keyframe
-//! interval, so every rendition (and a restarted process) places its
-//! keyframes at the same presentation times. Scene-cut keyframes are off.
+//! interval of *input* time. FFmpeg's expression variable `t` counts from
+//! the first frame the process encodes, so the supervisor passes that
+//! frame's input timestamp as the time origin `T0` (it feeds the process
+//! from an access point and reads the keyframe's PTS first): keyframes fall
+//! where `floor((t + T0) / K)` changes — the same instants in every
+//! rendition and in a restarted process. Scene-cut keyframes are off.
 
 use os_domain::{AudioCodec, HwAccel, TranscoderConfig, VideoCodec, VideoProfile};
 
@@ -220,9 +224,26 @@ fn fmt_fps(fps: f64) -> String {
     }
 }
 
+/// The `-force_key_frames` expression for a keyframe interval of `k`
+/// seconds; `origin`: input timestamp (seconds) of the first frame the
+/// process encodes.
+pub fn keyframe_expr(k: u32, origin: Option<f64>) -> String {
+    match origin {
+        None => {
+            format!("expr:if(isnan(prev_forced_t),1,gte(floor(t/{k})-floor(prev_forced_t/{k}),1))")
+        }
+        // The small bias keeps frames that sit exactly on a boundary on the
+        // same side in every process despite float rounding.
+        Some(o) => format!(
+            "expr:if(isnan(prev_forced_t),1,gte(floor((t+{o:.6})/{k}+0.0001)-floor((prev_forced_t+{o:.6})/{k}+0.0001),1))"
+        ),
+    }
+}
+
 /// Output options for one rendition (`index` into `video.profiles`; ignored
-/// with `video.copy` or no profiles), without the output target.
-pub fn output_args(cfg: &TranscoderConfig, index: usize) -> Vec<String> {
+/// with `video.copy` or no profiles), without the output target. `origin`:
+/// see [`keyframe_expr`].
+pub fn output_args(cfg: &TranscoderConfig, index: usize, origin: Option<f64>) -> Vec<String> {
     let mut a: Vec<String> = ["-map", "0:v:0?", "-map", "0:a:0?"].map(s).to_vec();
     let profile = if cfg.video.copy {
         None
@@ -272,12 +293,7 @@ pub fn output_args(cfg: &TranscoderConfig, index: usize) -> Vec<String> {
                 a.extend([s("-g"), g.to_string(), s("-keyint_min"), g.to_string()]);
             }
             let k = keyframe_interval(p);
-            a.extend([
-                s("-force_key_frames"),
-                format!(
-                    "expr:if(isnan(prev_forced_t),1,gte(floor(t/{k})-floor(prev_forced_t/{k}),1))"
-                ),
-            ]);
+            a.extend([s("-force_key_frames"), keyframe_expr(k, origin)]);
             match enc {
                 "libx264" => a.extend(["-sc_threshold", "0"].map(s)),
                 "libx265" => a.extend(["-x265-params", "scenecut=0"].map(s)),
@@ -313,9 +329,9 @@ pub fn output_args(cfg: &TranscoderConfig, index: usize) -> Vec<String> {
 
 /// Full argument list of a `per_profile` process for rendition `index`
 /// (0-based; `track_{index+1}`): TS on stdin, TS on stdout.
-pub fn per_profile_args(cfg: &TranscoderConfig, index: usize) -> Vec<String> {
+pub fn per_profile_args(cfg: &TranscoderConfig, index: usize, origin: Option<f64>) -> Vec<String> {
     let mut a = input_args(cfg);
-    a.extend(output_args(cfg, index));
+    a.extend(output_args(cfg, index, origin));
     a.extend(["-f", "mpegts", "pipe:1"].map(s));
     a
 }
@@ -324,10 +340,10 @@ pub fn per_profile_args(cfg: &TranscoderConfig, index: usize) -> Vec<String> {
 /// rendition, rendition `i` written to `outputs[i]` (the supervisor passes
 /// `tcp://127.0.0.1:<port>` URLs of loopback listeners it accepts on, one
 /// per rendition, so each rendition arrives on its own byte stream).
-pub fn multi_args(cfg: &TranscoderConfig, outputs: &[String]) -> Vec<String> {
+pub fn multi_args(cfg: &TranscoderConfig, outputs: &[String], origin: Option<f64>) -> Vec<String> {
     let mut a = input_args(cfg);
     for (i, url) in outputs.iter().enumerate() {
-        a.extend(output_args(cfg, i));
+        a.extend(output_args(cfg, i, origin));
         a.extend([s("-f"), s("mpegts"), url.clone()]);
     }
     a
@@ -388,7 +404,7 @@ mod tests {
     fn software_backend() {
         let cfg = ladder(HwAccel::None);
         assert_eq!(
-            join(&per_profile_args(&cfg, 0)),
+            join(&per_profile_args(&cfg, 0, None)),
             format!(
                 "{INPUT} -f mpegts -i pipe:0 -map 0:v:0? -map 0:a:0? \
                  -vf scale=640:360:force_original_aspect_ratio=decrease:force_divisible_by=2,pad=640:360:-1:-1,setsar=1 \
@@ -397,7 +413,7 @@ mod tests {
             )
         );
         assert_eq!(
-            join(&per_profile_args(&cfg, 1)),
+            join(&per_profile_args(&cfg, 1, None)),
             format!(
                 "{INPUT} -f mpegts -i pipe:0 -map 0:v:0? -map 0:a:0? \
                  -vf scale=320:180:force_original_aspect_ratio=decrease:force_divisible_by=2,pad=320:180:-1:-1,setsar=1 \
@@ -411,7 +427,7 @@ mod tests {
     fn nvenc_backend() {
         let cfg = ladder(HwAccel::Nvenc);
         assert_eq!(
-            join(&per_profile_args(&cfg, 0)),
+            join(&per_profile_args(&cfg, 0, None)),
             format!(
                 "{INPUT} -hwaccel cuda -hwaccel_output_format cuda -f mpegts -i pipe:0 \
                  -map 0:v:0? -map 0:a:0? -vf scale_cuda=640:360 -c:v h264_nvenc -preset p2 \
@@ -419,7 +435,7 @@ mod tests {
             )
         );
         assert_eq!(
-            join(&per_profile_args(&cfg, 1)),
+            join(&per_profile_args(&cfg, 1, None)),
             format!(
                 "{INPUT} -hwaccel cuda -hwaccel_output_format cuda -f mpegts -i pipe:0 \
                  -map 0:v:0? -map 0:a:0? -vf scale_cuda=320:180 -c:v hevc_nvenc -preset p7 \
@@ -433,7 +449,7 @@ mod tests {
     fn vaapi_backend() {
         let cfg = ladder(HwAccel::Vaapi);
         assert_eq!(
-            join(&per_profile_args(&cfg, 0)),
+            join(&per_profile_args(&cfg, 0, None)),
             format!(
                 "{INPUT} -vaapi_device /dev/dri/renderD128 -f mpegts -i pipe:0 \
                  -map 0:v:0? -map 0:a:0? -vf format=nv12,hwupload,scale_vaapi=w=640:h=360 \
@@ -443,14 +459,16 @@ mod tests {
         let mut no_scale = cfg.clone();
         no_scale.video.profiles[0].width = 0;
         no_scale.video.profiles[0].height = 0;
-        assert!(join(&per_profile_args(&no_scale, 0)).contains("-vf format=nv12,hwupload -c:v"));
+        assert!(
+            join(&per_profile_args(&no_scale, 0, None)).contains("-vf format=nv12,hwupload -c:v")
+        );
     }
 
     #[test]
     fn qsv_backend() {
         let cfg = ladder(HwAccel::Qsv);
         assert_eq!(
-            join(&per_profile_args(&cfg, 0)),
+            join(&per_profile_args(&cfg, 0, None)),
             format!(
                 "{INPUT} -hwaccel qsv -hwaccel_output_format qsv -f mpegts -i pipe:0 \
                  -map 0:v:0? -map 0:a:0? -vf scale_qsv=w=640:h=360 -c:v h264_qsv -preset veryfast \
@@ -463,7 +481,7 @@ mod tests {
     fn videotoolbox_backend() {
         let cfg = ladder(HwAccel::Videotoolbox);
         assert_eq!(
-            join(&per_profile_args(&cfg, 0)),
+            join(&per_profile_args(&cfg, 0, None)),
             format!(
                 "{INPUT} -hwaccel videotoolbox -f mpegts -i pipe:0 -map 0:v:0? -map 0:a:0? \
                  -vf scale=640:360:force_original_aspect_ratio=decrease:force_divisible_by=2,pad=640:360:-1:-1,setsar=1 \
@@ -485,14 +503,17 @@ mod tests {
         };
         // Video copy: no hwaccel, no filters, the profile is ignored.
         assert_eq!(
-            join(&per_profile_args(&cfg, 0)),
+            join(&per_profile_args(&cfg, 0, None)),
             format!(
                 "{INPUT} -f mpegts -i pipe:0 -map 0:v:0? -map 0:a:0? -c:v copy \
                  -c:a libopus -b:a 96k -ar 48000 -ac 2 -f mpegts pipe:1"
             )
         );
         cfg.audio.copy = true;
-        assert!(join(&per_profile_args(&cfg, 0)).ends_with("-c:v copy -c:a copy -f mpegts pipe:1"));
+        assert!(
+            join(&per_profile_args(&cfg, 0, None))
+                .ends_with("-c:v copy -c:a copy -f mpegts pipe:1")
+        );
     }
 
     #[test]
@@ -500,14 +521,14 @@ mod tests {
         let mut cfg = ladder(HwAccel::None);
         cfg.global.fps = 30;
         cfg.video.profiles[0].height = 0;
-        let a = join(&per_profile_args(&cfg, 0));
+        let a = join(&per_profile_args(&cfg, 0, None));
         assert!(a.contains("-vf scale=640:-2,setsar=1 "), "{a}");
         assert!(a.contains("-r 30 -g 60 -keyint_min 60 "), "{a}");
         cfg.global.gop = 48;
-        assert!(join(&per_profile_args(&cfg, 0)).contains("-g 48 -keyint_min 48 "));
+        assert!(join(&per_profile_args(&cfg, 0, None)).contains("-g 48 -keyint_min 48 "));
         cfg.video.profiles[0].framerate = 29.97;
         cfg.global.gop = 0;
-        assert!(join(&per_profile_args(&cfg, 0)).contains("-r 29.97 -g 60 "));
+        assert!(join(&per_profile_args(&cfg, 0, None)).contains("-r 29.97 -g 60 "));
     }
 
     #[test]
@@ -517,15 +538,24 @@ mod tests {
             "tcp://127.0.0.1:5001".to_string(),
             "tcp://127.0.0.1:5002".to_string(),
         ];
-        let a = multi_args(&cfg, &outs);
+        let a = multi_args(&cfg, &outs, None);
         let text = join(&a);
         assert_eq!(text.matches("-i pipe:0").count(), 1);
         assert_eq!(text.matches("-map 0:v:0?").count(), 2);
-        let first = join(&output_args(&cfg, 0));
-        let second = join(&output_args(&cfg, 1));
+        let first = join(&output_args(&cfg, 0, None));
+        let second = join(&output_args(&cfg, 1, None));
         assert!(text.ends_with(&format!(
             "{first} -f mpegts tcp://127.0.0.1:5001 {second} -f mpegts tcp://127.0.0.1:5002"
         )));
+    }
+
+    #[test]
+    fn keyframes_are_phased_to_the_input_time_origin() {
+        let cfg = ladder(HwAccel::None);
+        let a = join(&per_profile_args(&cfg, 0, Some(1008.7)));
+        assert!(a.contains(
+            " -force_key_frames expr:if(isnan(prev_forced_t),1,gte(floor((t+1008.700000)/2+0.0001)-floor((prev_forced_t+1008.700000)/2+0.0001),1)) -sc_threshold 0 "
+        ), "{a}");
     }
 
     #[test]

@@ -621,6 +621,18 @@ async fn run_once(
         stderr: Vec::new(),
         healthy: false,
     };
+    // A fresh reader per run: it starts at an access point (PAT + PMT +
+    // keyframe). The keyframe's timestamp is the time origin of the
+    // keyframe schedule (see `args::keyframe_expr`), read before FFmpeg is
+    // started; the chunks read meanwhile are fed first.
+    let reader_name = format!("transcoder:{}", spec.label);
+    let (reader, origin, pending) = tokio::select! {
+        () = spec.cancel.cancelled() => return RunEnd::Stopped,
+        r = open_at_keyframe(&spec.raw, &reader_name) => match r {
+            Some(r) => r,
+            None => return RunEnd::Stopped,
+        },
+    };
     // Multi mode: one loopback listener per rendition; FFmpeg connects to
     // each as a TCP client, so every rendition has its own byte stream.
     let mut listeners = Vec::new();
@@ -638,9 +650,13 @@ async fn run_once(
                 Err(e) => return fail(format!("cannot open a loopback output listener: {e}")),
             }
         }
-        args::multi_args(&spec.config, &urls)
+        args::multi_args(&spec.config, &urls, origin)
     } else {
-        args::per_profile_args(&spec.config, spec.tracks.first().copied().unwrap_or(0))
+        args::per_profile_args(
+            &spec.config,
+            spec.tracks.first().copied().unwrap_or(0),
+            origin,
+        )
     };
     let mut cmd = Command::new(&settings.ffmpeg_path);
     cmd.args(&argv)
@@ -669,7 +685,7 @@ async fn run_once(
         s.pid = pid;
         s.state = ProfileState::Starting;
     });
-    tracing::info!(stream = %spec.code, profile = %spec.label, pid = ?pid, "transcoder: FFmpeg started");
+    tracing::info!(stream = %spec.code, profile = %spec.label, pid = ?pid, keyframe_origin = ?origin, "transcoder: FFmpeg started");
     tracing::debug!(stream = %spec.code, profile = %spec.label, args = ?argv, "transcoder: FFmpeg arguments");
 
     let progress = Arc::new(Progress {
@@ -690,10 +706,9 @@ async fn run_once(
     }
     let input_closed = CancellationToken::new();
     if let Some(stdin) = child.stdin.take() {
-        // A fresh reader per run: it starts at an access point with PAT+PMT.
-        let reader = spec.raw.subscribe(format!("transcoder:{}", spec.label));
         tasks.push(tokio::spawn(pump_in(
             reader,
+            pending,
             stdin,
             progress.clone(),
             input_closed.clone(),
@@ -798,10 +813,19 @@ async fn run_once(
 /// `closed`) or FFmpeg stops reading.
 async fn pump_in(
     mut reader: os_hub::Reader,
+    pending: Vec<Bytes>,
     mut stdin: tokio::process::ChildStdin,
     progress: Arc<Progress>,
     closed: CancellationToken,
 ) {
+    for c in pending {
+        if stdin.write_all(&c).await.is_err() {
+            return;
+        }
+        progress
+            .last_in
+            .store(progress.now().max(1), Ordering::Relaxed);
+    }
     loop {
         match reader.recv().await {
             Ok(Item::Chunk(c)) => {
@@ -818,6 +842,76 @@ async fn pump_in(
                 return;
             }
         }
+    }
+}
+
+/// Most chunks read while looking for the first keyframe's timestamp.
+const ORIGIN_PEEK_CHUNKS: usize = 64;
+
+/// A reader of `raw` whose first chunk is an access point (PAT + PMT +
+/// keyframe: FFmpeg's first decoded frame is that keyframe), waiting for
+/// the first one when the buffer has none yet; then its chunks up to the
+/// keyframe's PTS (seconds; `None` if the program has no video within
+/// [`ORIGIN_PEEK_CHUNKS`]). `None` when the buffer closed.
+async fn open_at_keyframe(
+    raw: &Arc<Buffer>,
+    name: &str,
+) -> Option<(os_hub::Reader, Option<f64>, Vec<Bytes>)> {
+    loop {
+        // Starts at the latest access point in the ring, or at the live
+        // edge when there is none yet.
+        let mut reader = raw.subscribe(name.to_string());
+        match reader.recv().await {
+            Ok(Item::Chunk(c)) if c.access_point => {
+                let mut demuxer = os_mpegts::Demuxer::new();
+                demuxer.push(&c.data);
+                let (origin, pending) =
+                    first_keyframe(&mut demuxer, &mut reader, vec![c.data]).await?;
+                return Some((reader, origin, pending));
+            }
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+        // Not at an access point (none in the ring yet): try again.
+        drop(reader);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Continue reading until the first video keyframe unit is complete.
+async fn first_keyframe(
+    demuxer: &mut os_mpegts::Demuxer,
+    reader: &mut os_hub::Reader,
+    mut pending: Vec<Bytes>,
+) -> Option<(Option<f64>, Vec<Bytes>)> {
+    loop {
+        while let Some(ev) = demuxer.pull() {
+            if let os_mpegts::Event::AccessUnit(au) = ev
+                && au.keyframe
+                && au.codec.kind() == os_av::TrackKind::Video
+            {
+                // As FFmpeg sees it: the 33-bit value in the stream (our
+                // demuxer unwraps, e.g. after a slightly negative audio
+                // timestamp).
+                let pts = au.pts.rem_euclid(1 << 33);
+                return Some((Some(pts as f64 / 90_000.0), pending));
+            }
+        }
+        if pending.len() >= ORIGIN_PEEK_CHUNKS {
+            return Some((None, pending));
+        }
+        let chunk = match reader.recv().await {
+            Ok(Item::Chunk(c)) => c,
+            Ok(Item::Lagged { .. }) => {
+                // Resumes at an access point: start over from there.
+                pending.clear();
+                *demuxer = os_mpegts::Demuxer::new();
+                continue;
+            }
+            Err(_) => return None,
+        };
+        demuxer.push(&chunk.data);
+        pending.push(chunk.data);
     }
 }
 
