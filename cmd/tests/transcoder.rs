@@ -744,3 +744,82 @@ async fn ffmpeg_children_exit_when_the_server_is_killed() {
     )
     .await;
 }
+
+/// Failover upstream does not restart FFmpeg: the input manager keeps
+/// `$raw$<code>` continuous, the process just keeps reading and the
+/// rendition keeps growing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_upstream_keeps_the_ffmpeg_processes() {
+    use common::failover::{FeedSpec, Feeder, free_udp_port};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut c = tc_config(&dir.path().join("data"), &dir.path().join("hls"), 4, 3);
+    c.manager.input_packet_timeout_sec = 1.0;
+    let s = common::start(c).await;
+    let (p0, p1) = (free_udp_port(), free_udp_port());
+    let spec = FeedSpec {
+        size: "640x360",
+        tone: 1000,
+        video_seconds: 120,
+        seconds: 120,
+    };
+    let mut primary = Feeder::start(p0, spec);
+    let _backup = Feeder::start(p1, spec);
+    let body = json!({
+        "inputs": [
+            {"url": format!("udp://127.0.0.1:{p0}"), "priority": 0},
+            {"url": format!("udp://127.0.0.1:{p1}"), "priority": 1}
+        ],
+        "protocols": {"hls": true},
+        "transcoder": {"video": {"profiles": [
+            {"width": 320, "height": 180, "bitrate": 300, "preset": "ultrafast"}
+        ]}}
+    });
+    assert_eq!(
+        call(&s, Method::PUT, "/streams/fo", Some(body)).await.0,
+        201
+    );
+    assert_eq!(
+        call(&s, Method::POST, "/streams/fo/start", None).await.0,
+        200
+    );
+    let mut before = Vec::new();
+    wait_until(
+        "FFmpeg running on the primary",
+        Duration::from_secs(30),
+        async || {
+            let st = status(&s, "fo").await;
+            before = profiles(&st);
+            st["active_input"] == 0 && before.first().is_some_and(|p| p.1 == "running")
+        },
+    )
+    .await;
+    let seq = media_sequence(
+        &get_text(&s, "/fo/track_1/index.m3u8")
+            .await
+            .unwrap_or_default(),
+    );
+    primary.kill();
+    wait_until(
+        "failover to the backup",
+        Duration::from_secs(20),
+        async || status(&s, "fo").await["active_input"] == 1,
+    )
+    .await;
+    wait_until(
+        "rendition keeps growing after the failover",
+        Duration::from_secs(30),
+        async || {
+            let t = get_text(&s, "/fo/track_1/index.m3u8")
+                .await
+                .unwrap_or_default();
+            media_sequence(&t) >= seq + 4
+        },
+    )
+    .await;
+    let after = profiles(&status(&s, "fo").await);
+    assert_eq!(
+        after, before,
+        "same FFmpeg process, no restart: {before:?} → {after:?}"
+    );
+    s.stop().await;
+}
