@@ -117,13 +117,29 @@ impl Pacer {
     }
 }
 
-async fn by_hand(pacer: &Pacer, settings: &Settings) {
+/// PTS (seconds, 33-bit) of the first video keyframe: the keyframe time
+/// origin our supervisor passes (see `args::keyframe_expr`).
+fn first_keyframe(data: &[u8]) -> Option<f64> {
+    let mut d = os_mpegts::Demuxer::new();
+    d.push(data.get(..data.len().min(4 << 20))?);
+    while let Some(ev) = d.pull() {
+        if let os_mpegts::Event::AccessUnit(au) = ev
+            && au.keyframe
+            && au.codec.kind() == os_av::TrackKind::Video
+        {
+            return Some(au.pts.rem_euclid(1 << 33) as f64 / 90_000.0);
+        }
+    }
+    None
+}
+
+async fn by_hand(pacer: &Pacer, settings: &Settings, origin: Option<f64>) {
     let cfg = ladder(TranscodeMode::PerProfile);
     let mut children = Vec::new();
     let mut stdins = Vec::new();
     for i in 0..cfg.video.profiles.len() {
         let mut child = tokio::process::Command::new(&settings.ffmpeg_path)
-            .args(args::per_profile_args(&cfg, i, None))
+            .args(args::per_profile_args(&cfg, i, origin))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -212,6 +228,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let data = make_source(dir.path(), seconds);
     let pacer = Pacer::new(&data, seconds);
+    let origin = first_keyframe(&data);
     let settings = Settings {
         max_workers: 8,
         ..Settings::default()
@@ -227,7 +244,7 @@ fn main() {
             let (own0, kids0) = cpu_ticks();
             rt.block_on(async {
                 match i {
-                    0 => by_hand(&pacer, &settings).await,
+                    0 => by_hand(&pacer, &settings, origin).await,
                     1 => ours(&pacer, &settings, TranscodeMode::PerProfile).await,
                     _ => ours(&pacer, &settings, TranscodeMode::Multi).await,
                 }
