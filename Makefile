@@ -6,7 +6,7 @@ BIN          := bin/open-streamer
 CONFIG       ?= config/config.yaml
 FUZZ_SECONDS ?= 20
 
-.PHONY: help build run test test-deps lint fmt fmt-check check bench bench-failover openapi \
+.PHONY: help build run test test-deps lint fmt fmt-check check bench bench-failover bench-transcode openapi \
         fuzz-smoke install-service uninstall-service clean
 
 help: ## list targets
@@ -43,6 +43,9 @@ bench: test-deps ## benchmarks (criterion + loopback harnesses)
 
 bench-failover: test-deps ## failover timeline: primary death → first backup frame (hot and cold standby)
 	$(CARGO) bench -p open-streamer --bench failover
+
+bench-transcode: test-deps ## transcoder CPU: our two-profile transcode vs the same FFmpeg commands by hand; multi vs per_profile
+	$(CARGO) bench -p open-streamer --no-default-features --bench transcode
 
 openapi: ## regenerate api/openapi.json from the code
 	UPDATE_OPENAPI=1 $(CARGO) test -p os-api --test openapi

@@ -178,11 +178,23 @@ impl App {
                     push: os_publisher::PushConfig {
                         ca_file: config.publisher.push.ca_file.clone(),
                     },
+                    transcoder: os_transcoder::Settings {
+                        ffmpeg_path: config.transcoder.ffmpeg_path.clone(),
+                        max_workers: config.transcoder.max_workers,
+                        max_restarts: config.transcoder.max_restarts,
+                        ..os_transcoder::Settings::default()
+                    },
                     ..CoordinatorConfig::default()
                 },
             )
             .with_events(events.clone()),
         );
+        coordinator.spawn_transcoder_supervision();
+        // Which encoders and hardware backends this host has: logged now,
+        // shown in `GET /config`, checked when a stream asks for one.
+        if let Err(e) = coordinator.transcoders().probe_and_log().await {
+            tracing::error!(error = %e, "transcoder: FFmpeg probe failed; streams with a transcoder cannot start");
+        }
         let metrics = if config.metrics.addr.is_empty() {
             None
         } else {

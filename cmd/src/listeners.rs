@@ -267,6 +267,9 @@ impl RuntimeConfig {
         ConfigView {
             config: redacted(config),
             listeners: self.listeners.addrs(),
+            // Filled in by the API from the coordinator's probe.
+            hw_accels: Vec::new(),
+            transcoder: None,
         }
     }
 }

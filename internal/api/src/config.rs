@@ -47,6 +47,22 @@ pub struct ConfigView {
     pub config: Value,
     /// Where each listener is bound now (`null` when disabled).
     pub listeners: ListenerAddrs,
+    /// Hardware backends (`transcoder.global.hw_accel` values) usable on
+    /// this host, from the FFmpeg probe at start-up.
+    pub hw_accels: Vec<String>,
+    /// The FFmpeg probe at start-up: version, hwaccels, every backend with
+    /// why it is unavailable (`null` when FFmpeg could not be run).
+    pub transcoder: Option<os_coordinator::Probe>,
+}
+
+impl ConfigView {
+    /// Add the transcoder probe of `app`.
+    fn with_probe(mut self, app: &AppState) -> Self {
+        let probe = app.coordinator.transcoders().probe();
+        self.hw_accels = probe.as_ref().map(|p| p.available()).unwrap_or_default();
+        self.transcoder = probe.map(|p| (*p).clone());
+        self
+    }
 }
 
 /// Bound addresses of the listeners.
@@ -86,7 +102,7 @@ fn control(app: &AppState) -> Result<&dyn ConfigControl, ApiError> {
     responses((status = 200, body = ConfigResponse)))]
 pub async fn get_config(State(app): State<AppState>) -> Result<Json<ConfigResponse>, ApiError> {
     Ok(Json(ConfigResponse {
-        data: control(&app)?.effective(),
+        data: control(&app)?.effective().with_probe(&app),
     }))
 }
 
@@ -117,5 +133,8 @@ pub async fn post_config(
         ));
     }
     let (data, changes) = control(&app)?.apply(patch).await?;
-    Ok(Json(ConfigUpdateResponse { data, changes }))
+    Ok(Json(ConfigUpdateResponse {
+        data: data.with_probe(&app),
+        changes,
+    }))
 }

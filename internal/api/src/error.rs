@@ -105,6 +105,11 @@ impl From<CoordError> for ApiError {
                 Self::new(StatusCode::NOT_FOUND, "INPUT_NOT_FOUND", e.to_string())
             }
             CoordError::Conflict(_) => Self::new(StatusCode::CONFLICT, "CONFLICT", e.to_string()),
+            CoordError::Transcoder(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "TRANSCODER_UNAVAILABLE",
+                e.to_string(),
+            ),
             CoordError::InputNotHealthy(_) => {
                 Self::new(StatusCode::CONFLICT, "INPUT_NOT_HEALTHY", e.to_string())
             }

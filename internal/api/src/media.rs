@@ -11,7 +11,9 @@
 //! `audio/mp4` for audio (`seg_a*`, `init_a*`) DASH segments.
 //!
 //! Path safety: the code must be a valid stream code and the file name one
-//! path segment of `[A-Za-z0-9_.-]` that does not start with a dot, so
+//! path segment of `[A-Za-z0-9_.-]` that does not start with a dot
+//! (optionally under a rendition directory `track_<N>/` of a transcoded
+//! stream's HLS output), so
 //! neither can leave the stream directory (`..`, `/`, `\`, NUL and percent
 //! escapes of them are all rejected after decoding).
 //!
@@ -198,6 +200,19 @@ fn valid_file_name(file: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// A file name, or `track_<N>/<file name>` (a rendition of a transcoded
+/// stream's HLS output).
+fn valid_media_path(path: &str) -> bool {
+    match path.split_once('/') {
+        None => valid_file_name(path),
+        Some((dir, file)) => {
+            dir.strip_prefix("track_").is_some_and(|n| {
+                !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit())
+            }) && valid_file_name(file)
+        }
+    }
+}
+
 fn bad_path(message: &str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "INVALID_PATH", message)
 }
@@ -238,9 +253,9 @@ async fn serve_file(
     if os_domain::validate_code(&code).is_err() {
         return Err(bad_path("invalid stream code"));
     }
-    if !valid_file_name(&file) {
+    if !valid_media_path(&file) {
         return Err(bad_path(
-            "invalid file name: one path segment of letters, digits, '_', '-' and '.'",
+            "invalid file name: one path segment of letters, digits, '_', '-' and '.' (optionally under a rendition directory track_N/)",
         ));
     }
     let Some(dirs) = app.media.as_deref() else {
@@ -469,6 +484,18 @@ mod tests {
             "é.ts",
         ] {
             assert!(!valid_file_name(bad), "{bad:?}");
+        }
+        assert!(valid_media_path("track_2/seg_17.ts"));
+        assert!(valid_media_path("track_10/index.m3u8"));
+        for bad in [
+            "track_/x.ts",
+            "track_1/../x.ts",
+            "track_1/a/b.ts",
+            "other/x.ts",
+            "track_x/x.ts",
+            "../track_1/x.ts",
+        ] {
+            assert!(!valid_media_path(bad), "{bad:?}");
         }
     }
 }

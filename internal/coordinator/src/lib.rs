@@ -27,8 +27,9 @@ use os_hub::Hub;
 use os_ingest::{PlayGate, PlayProtocol, PushRegistry};
 use os_publisher::push::TlsClientConfig;
 use os_store::{Store, StoreError};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, mpsc};
 
+pub use os_transcoder::{Backend, Probe, ProfileStatus, TranscoderStatus};
 pub use status::{
     BufferStatus, Desired, ErrorStatus, InputStatus, PushStatus, ReaderStatus, RunStatus,
     StreamStatus, TrackStatus,
@@ -54,6 +55,10 @@ pub enum CoordError {
     InputNotHealthy(String),
     #[error("{0}")]
     Conflict(String),
+    /// The stream's transcoder cannot run on this host (missing hardware
+    /// backend or encoder).
+    #[error("{0}")]
+    Transcoder(String),
 }
 
 /// Settings the coordinator takes from the server configuration.
@@ -71,6 +76,8 @@ pub struct CoordinatorConfig {
     pub push: os_publisher::PushConfig,
     /// `publisher.dash.*`: used for streams with `protocols.dash`.
     pub dash: os_publisher::DashConfig,
+    /// `transcoder.*`: FFmpeg path, pool size, restart policy.
+    pub transcoder: os_transcoder::Settings,
 }
 
 impl Default for CoordinatorConfig {
@@ -82,6 +89,7 @@ impl Default for CoordinatorConfig {
             manager: os_manager::ManagerConfig::default(),
             push: os_publisher::PushConfig::default(),
             dash: os_publisher::DashConfig::default(),
+            transcoder: os_transcoder::Settings::default(),
         }
     }
 }
@@ -102,6 +110,14 @@ pub struct Coordinator {
     running: Mutex<HashMap<String, Runtime>>,
     /// Where lifecycle events go (`stream.started`/`stopped`, input events).
     events: Arc<EventBus>,
+    /// The FFmpeg pool and probe, shared by every stream.
+    transcoders: os_transcoder::Transcoders,
+    /// Transcoders that gave up report here; see [`Self::spawn_transcoder_supervision`].
+    fatal_tx: mpsc::UnboundedSender<os_transcoder::Fatal>,
+    fatal_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<os_transcoder::Fatal>>>,
+    /// Transcoder state of streams stopped by their transcoder (shown in
+    /// their status until they start again).
+    failed: std::sync::Mutex<HashMap<String, os_transcoder::TranscoderStatus>>,
 }
 
 impl Coordinator {
@@ -111,22 +127,71 @@ impl Coordinator {
         registry: Arc<PushRegistry>,
         config: CoordinatorConfig,
     ) -> Self {
+        let events = Arc::new(EventBus::new());
+        let (fatal_tx, fatal_rx) = mpsc::unbounded_channel();
         Self {
             store,
             hub,
             registry,
             play_gate: PlayGate::new(),
             push_tls: push_tls(&config.push),
+            transcoders: os_transcoder::Transcoders::new(config.transcoder.clone(), events.clone()),
             config,
             running: Mutex::new(HashMap::new()),
-            events: Arc::new(EventBus::new()),
+            events,
+            fatal_tx,
+            fatal_rx: std::sync::Mutex::new(Some(fatal_rx)),
+            failed: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
     /// Publish lifecycle events on `bus` (without it they are discarded).
     pub fn with_events(mut self, bus: Arc<EventBus>) -> Self {
+        self.transcoders =
+            os_transcoder::Transcoders::new(self.config.transcoder.clone(), bus.clone());
         self.events = bus;
         self
+    }
+
+    /// The FFmpeg pool and probe (`GET /config` shows the probe).
+    pub fn transcoders(&self) -> &os_transcoder::Transcoders {
+        &self.transcoders
+    }
+
+    /// Stop streams whose transcoder gave up (`transcoder.max_restarts`
+    /// consecutive failures): the stream is stopped and marked not running
+    /// (so it is not resumed at the next boot); its status keeps the
+    /// transcoder state it failed in. Call once after wrapping in an `Arc`.
+    pub fn spawn_transcoder_supervision(self: &Arc<Self>) {
+        let rx = self
+            .fatal_rx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some(mut rx) = rx else { return };
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(f) = rx.recv().await {
+                let Some(me) = me.upgrade() else { return };
+                tracing::error!(stream = %f.stream, profile = %f.profile, error = %f.error, "transcoder gave up: stopping the stream");
+                let snapshot = me
+                    .running
+                    .lock()
+                    .await
+                    .get(&f.stream)
+                    .and_then(|rt| rt.transcoder_status());
+                if let Some(st) = snapshot {
+                    me.failed
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(f.stream.clone(), st);
+                }
+                if let Err(e) = me.store.set_stream_running(&f.stream, false).await {
+                    tracing::warn!(stream = %f.stream, error = %e, "cannot persist stopped state");
+                }
+                me.stop_runtime(&f.stream).await;
+            }
+        });
     }
 
     /// Use `gate` for play admission (shared with the listeners).
@@ -212,7 +277,11 @@ impl Coordinator {
             return Err(CoordError::NoInputs(code.to_string()));
         }
         self.store.set_stream_running(code, true).await?;
-        self.start_runtime(&stored.stream).await?;
+        if let Err(e) = self.start_runtime(&stored.stream).await {
+            // Not running: do not resume it at the next boot either.
+            let _ = self.store.set_stream_running(code, false).await;
+            return Err(e);
+        }
         self.status(code).await
     }
 
@@ -252,6 +321,12 @@ impl Coordinator {
                 buffer: None,
                 push: Vec::new(),
                 dvr: None,
+                transcoder: self
+                    .failed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(code)
+                    .cloned(),
             });
         };
         Ok(rt.status(desired))
@@ -327,8 +402,40 @@ impl Coordinator {
                 } else {
                     report.kept.push("inputs".into());
                 }
-                if diff.transcoder != reload::TranscoderChange::Unchanged {
-                    report.deferred.push("transcoder".into());
+                match (&diff.transcoder, new.transcoder.as_ref()) {
+                    (reload::TranscoderChange::Unchanged, _) => {
+                        if let Some(t) = rt.transcode_mut() {
+                            for p in t.tc.status().profiles {
+                                report.kept.push(format!("transcoder:{}", p.track));
+                            }
+                        }
+                    }
+                    (reload::TranscoderChange::Profiles { changed, all, .. }, Some(cfg)) => {
+                        if let Err(e) = self.transcoders.check(cfg) {
+                            // Saved; the running processes keep their
+                            // settings (the next start reports the error).
+                            tracing::error!(stream = %new.code, error = %e, "transcoder change not applied");
+                            report.deferred.push("transcoder".into());
+                        } else if let Some(t) = rt.transcode_mut() {
+                            let which: Vec<usize> = if *all {
+                                (0..t.renditions.len()).collect()
+                            } else {
+                                changed.clone()
+                            };
+                            let restarted = t.tc.apply(cfg, &which).await;
+                            for p in t.tc.status().profiles {
+                                if restarted.contains(&p.track) {
+                                    report.restarted.push(format!("transcoder:{}", p.track));
+                                } else {
+                                    report.kept.push(format!("transcoder:{}", p.track));
+                                }
+                            }
+                        } else {
+                            // Copy-only transcoder (no FFmpeg): nothing runs.
+                            report.kept.push("transcoder".into());
+                        }
+                    }
+                    _ => report.deferred.push("transcoder".into()),
                 }
                 for (name, on) in &diff.protocols {
                     let play = match *name {
@@ -436,7 +543,7 @@ impl Coordinator {
                 tracing::info!(stream = %new.code, "stopped: stream was disabled");
             }
             Some(Whole::Rebuild) => {
-                tracing::info!(stream = %new.code, "transcoder added or removed: rebuilding the pipeline");
+                tracing::info!(stream = %new.code, "transcoder topology changed: rebuilding the pipeline");
                 self.stop_runtime(&new.code).await;
                 if let Err(e) = self.start_runtime(new).await {
                     tracing::warn!(stream = %new.code, error = %e, "restart failed");
@@ -599,13 +706,67 @@ impl Coordinator {
             return Ok(());
         }
         // A buffer left over from an earlier run is closed and replaced.
-        self.hub.remove(&stream.code);
+        self.remove_buffers(&stream.code);
         let buffer = self
             .hub
             .get_or_create(&stream.code, self.config.buffer_capacity);
+        let cancel = tokio_util::sync::CancellationToken::new();
+        // With a transcoder: the manager writes `$raw$<code>`, FFmpeg writes
+        // `$r$<code>$track_N`; `track_1` also goes into `<code>`, so play,
+        // push-out and DASH serve the first rendition unchanged.
+        let mut transcode = None;
+        let mut input = buffer.clone();
+        if let Some(tc) = stream.transcoder.as_ref().filter(|t| t.needs_ffmpeg()) {
+            let cap = self.config.buffer_capacity;
+            let raw = self
+                .hub
+                .get_or_create(&os_domain::raw_buffer_id(&stream.code), cap);
+            let renditions: Vec<_> = (1..=tc.renditions())
+                .map(|n| {
+                    self.hub
+                        .get_or_create(&os_domain::rendition_buffer_id(&stream.code, n), cap)
+                })
+                .collect();
+            let sinks = renditions
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    if i == 0 {
+                        vec![b.clone(), buffer.clone()]
+                    } else {
+                        vec![b.clone()]
+                    }
+                })
+                .collect();
+            self.failed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&stream.code);
+            match os_transcoder::StreamTranscoder::start(
+                &self.transcoders,
+                &stream.code,
+                tc,
+                raw.clone(),
+                sinks,
+                cancel.child_token(),
+                self.fatal_tx.clone(),
+            ) {
+                Ok(t) => {
+                    transcode = Some(runtime::Transcode { tc: t, renditions });
+                    input = raw;
+                }
+                Err(e) => {
+                    self.remove_buffers(&stream.code);
+                    tracing::error!(stream = %stream.code, error = %e, "transcoder cannot start");
+                    return Err(CoordError::Transcoder(e.to_string()));
+                }
+            }
+        }
         let mut rt = Runtime::start(
             stream.clone(),
             buffer,
+            input,
+            cancel,
             self.registry.clone(),
             self.events.clone(),
             os_manager::ManagerConfig {
@@ -614,6 +775,9 @@ impl Coordinator {
             },
             Utc::now(),
         );
+        if let Some(t) = transcode {
+            rt.set_transcode(t);
+        }
         if stream.protocols.hls {
             rt.start_hls(self.config.hls.clone());
         }
@@ -626,8 +790,7 @@ impl Coordinator {
         if stream.protocols.dash {
             rt.start_dash(self.config.dash.clone());
         }
-        // DVR records the stream buffer (the raw input buffer once a
-        // transcoder feeds the stream buffer).
+        // DVR records the input as received (`$raw$<code>` when transcoding).
         let source = rt.dvr_source();
         rt.start_dvr(source, self.store.clone(), self.events.clone());
         tracing::info!(stream = %stream.code, inputs = stream.inputs.len(), "stream started");
@@ -644,10 +807,25 @@ impl Coordinator {
         let rt = self.running.lock().await.remove(code);
         if let Some(rt) = rt {
             rt.stop(self.config.stop_timeout).await;
-            self.hub.remove(code);
+            self.remove_buffers(code);
             tracing::info!(stream = %code, "stream stopped");
             self.events
                 .emit(EventType::StreamStopped, code, serde_json::json!({}));
+        }
+    }
+}
+
+impl Coordinator {
+    /// Remove (and close) every hub buffer of stream `code`: `<code>`,
+    /// `$raw$<code>` and `$r$<code>$track_N`.
+    fn remove_buffers(&self, code: &str) {
+        self.hub.remove(code);
+        self.hub.remove(&os_domain::raw_buffer_id(code));
+        let prefix = format!("$r${code}$");
+        for id in self.hub.ids() {
+            if id.starts_with(&prefix) {
+                self.hub.remove(&id);
+            }
         }
     }
 }

@@ -11,8 +11,10 @@
 //! | `disabled: true`                     | the whole stream stops           |
 //! | `transcoder` absent ↔ present        | full rebuild (every component)   |
 //! | `inputs` added / removed / changed   | the input manager only           |
+//! | `transcoder.mode` / copy flags       | full rebuild                     |
 //! | one ABR profile changed              | that transcoder process only     |
-//! | ABR profile added / removed          | that process + HLS/DASH restart  |
+//! | audio / global transcoder settings   | every transcoder process         |
+//! | ABR profile added / removed          | full rebuild (buffer layout)     |
 //! | `protocols.<p>` toggled              | that publisher only              |
 //! | `push[]` destination added / removed | that push task only              |
 //! | `dvr` toggled / changed              | the recorder only                |
@@ -156,10 +158,19 @@ fn transcoder_change(
         (Some(a), Some(b)) if a == b => TranscoderChange::Unchanged,
         (Some(a), Some(b)) => {
             let TranscoderConfig {
+                mode,
                 video,
                 audio,
                 global,
             } = b;
+            // Another process topology or buffer layout: rebuild.
+            if a.mode != *mode
+                || a.needs_ffmpeg() != b.needs_ffmpeg()
+                || a.video.copy != video.copy
+                || a.renditions() != b.renditions()
+            {
+                return TranscoderChange::Rebuild;
+            }
             let (pa, pb) = (&a.video.profiles, &video.profiles);
             let common = pa.len().min(pb.len());
             TranscoderChange::Profiles {
@@ -243,16 +254,26 @@ mod tests {
                 all: false
             }
         );
-        d.transcoder.as_mut().unwrap().video.profiles.pop();
+        let mut e = d.clone();
+        e.transcoder.as_mut().unwrap().audio.bitrate = 96;
         assert_eq!(
-            StreamDiff::between(&c, &d).transcoder,
+            StreamDiff::between(&d, &e).transcoder,
             TranscoderChange::Profiles {
                 changed: vec![],
                 added: vec![],
-                removed: vec![1],
-                all: false
+                removed: vec![],
+                all: true
             }
         );
+        // A rendition more or less changes the buffer layout.
+        d.transcoder.as_mut().unwrap().video.profiles.pop();
+        assert_eq!(
+            StreamDiff::between(&c, &d).transcoder,
+            TranscoderChange::Rebuild
+        );
+        let mut m = c.clone();
+        m.transcoder.as_mut().unwrap().mode = os_domain::TranscodeMode::Multi;
+        assert!(StreamDiff::between(&c, &m).needs_rebuild());
     }
 
     #[test]

@@ -25,7 +25,14 @@ pub(crate) struct Runtime {
     started_at: DateTime<Utc>,
     /// Cancelling it stops every task of the stream.
     cancel: CancellationToken,
+    /// The main buffer `<code>`: the input (passthrough) or the first
+    /// rendition (transcoded); RTMP/SRT/RTSP play, push-out and DASH read it.
     buffer: Arc<Buffer>,
+    /// The buffer the input manager writes: `buffer` itself, or
+    /// `$raw$<code>` when the stream transcodes (what the DVR records).
+    input: Arc<Buffer>,
+    /// With a transcoder: FFmpeg between `$raw$<code>` and the renditions.
+    transcode: Option<Transcode>,
     stats: StatsMap,
     /// Runs the inputs and feeds the buffer from the best one.
     manager: Option<Manager>,
@@ -53,6 +60,13 @@ struct DvrRun {
     watcher: JoinHandle<()>,
 }
 
+/// The transcoder part of a running stream.
+pub(crate) struct Transcode {
+    pub(crate) tc: os_transcoder::StreamTranscoder,
+    /// `$r$<code>$track_N`, in track order.
+    pub(crate) renditions: Vec<Arc<Buffer>>,
+}
+
 struct PushOut {
     dest: PushDestination,
     cancel: CancellationToken,
@@ -60,15 +74,19 @@ struct PushOut {
 }
 
 impl Runtime {
+    /// Start the input manager writing into `input` (`buffer` itself, or
+    /// `$raw$<code>` when the stream transcodes).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         stream: Stream,
         buffer: Arc<Buffer>,
+        input: Arc<Buffer>,
+        cancel: CancellationToken,
         registry: Arc<PushRegistry>,
         events: Arc<EventBus>,
         config: ManagerConfig,
         now: DateTime<Utc>,
     ) -> Self {
-        let cancel = CancellationToken::new();
         let stats: StatsMap = Arc::default();
         let runner = Arc::new(IngestRunner {
             stream: stream.code.clone(),
@@ -79,7 +97,7 @@ impl Runtime {
         let manager = Manager::spawn(
             stream.code.clone(),
             stream.inputs.clone(),
-            buffer.clone(),
+            input.clone(),
             runner,
             events,
             config,
@@ -89,6 +107,8 @@ impl Runtime {
             started_at: now,
             cancel,
             buffer,
+            input,
+            transcode: None,
             stats,
             manager: Some(manager),
             hls: None,
@@ -178,11 +198,19 @@ impl Runtime {
         self.dvr.as_ref().is_some_and(|d| !d.watcher.is_finished())
     }
 
-    /// The hub buffer the DVR records: the stream buffer `<code>` today;
-    /// once a transcoder feeds the stream buffer, the raw input buffer
-    /// (`$raw$<code>`) is to be returned here (the one place to change).
+    /// The hub buffer the DVR records: the input as received — the stream
+    /// buffer `<code>`, or `$raw$<code>` when a transcoder feeds `<code>`.
     pub(crate) fn dvr_source(&self) -> Arc<Buffer> {
-        self.buffer.clone()
+        self.input.clone()
+    }
+
+    /// Attach the transcoder (started by the coordinator).
+    pub(crate) fn set_transcode(&mut self, t: Transcode) {
+        self.transcode = Some(t);
+    }
+
+    pub(crate) fn transcode_mut(&mut self) -> Option<&mut Transcode> {
+        self.transcode.as_mut()
     }
 
     /// The input list changed: the manager applies the difference.
@@ -211,12 +239,21 @@ impl Runtime {
             return;
         }
         let cancel = self.cancel.child_token();
-        let task = os_publisher::spawn_hls(
-            self.stream.code.clone(),
-            self.buffer.clone(),
-            config,
-            cancel.clone(),
-        );
+        let task = match &self.transcode {
+            // Transcoded: master playlist + one media playlist per rendition.
+            Some(t) => os_publisher::spawn_hls_abr(
+                self.stream.code.clone(),
+                renditions(&self.stream, &t.renditions),
+                config,
+                cancel.clone(),
+            ),
+            None => os_publisher::spawn_hls(
+                self.stream.code.clone(),
+                self.buffer.clone(),
+                config,
+                cancel.clone(),
+            ),
+        };
         self.hls = Some((cancel, task));
     }
 
@@ -341,6 +378,9 @@ impl Runtime {
         if let Some(task) = self.detach_dash() {
             wait_publisher_stopped(&self.stream.code, "dash", task, timeout).await;
         }
+        if let Some(t) = self.transcode.take() {
+            t.tc.stop(timeout).await;
+        }
         if let Some(m) = self.manager.take() {
             m.stop(timeout).await;
         }
@@ -403,8 +443,39 @@ impl Runtime {
                     .unwrap_or_else(PoisonError::into_inner)
                     .clone()
             }),
+            transcoder: self.transcoder_status(),
         }
     }
+}
+
+impl Runtime {
+    pub(crate) fn transcoder_status(&self) -> Option<os_transcoder::TranscoderStatus> {
+        self.transcode.as_ref().map(|t| t.tc.status())
+    }
+}
+
+/// The HLS renditions of a transcoded stream, with their declared peak
+/// bitrate (profile max or target bitrate, plus audio), bit/s.
+fn renditions(stream: &Stream, buffers: &[Arc<Buffer>]) -> Vec<os_publisher::Rendition> {
+    let tc = stream.transcoder.as_ref();
+    buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let video = tc
+                .filter(|t| !t.video.copy)
+                .and_then(|t| t.video.profiles.get(i))
+                .map_or(0, |p| u64::from(p.max_bitrate.max(p.bitrate)));
+            let audio = tc
+                .filter(|t| !t.audio.copy)
+                .map_or(0, |t| u64::from(t.audio.bitrate));
+            os_publisher::Rendition {
+                name: format!("track_{}", i + 1),
+                buffer: b.clone(),
+                declared_bandwidth: if video > 0 { (video + audio) * 1000 } else { 0 },
+            }
+        })
+        .collect()
 }
 
 /// Starts input workers (ingest) for the manager.

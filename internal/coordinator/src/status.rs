@@ -176,6 +176,10 @@ pub struct StreamStatus {
     /// stopped on an error).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dvr: Option<os_dvr::DvrStatus>,
+    /// FFmpeg processes per rendition, for a stream with a `transcoder`
+    /// (for a stream stopped by its transcoder: the state it gave up in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcoder: Option<os_transcoder::TranscoderStatus>,
 }
 
 pub(crate) fn input_status(

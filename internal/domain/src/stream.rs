@@ -138,9 +138,62 @@ pub struct InputAuth {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TranscoderConfig {
+    /// FFmpeg process topology: `per_profile` (default, one process per
+    /// rendition; changing one profile restarts only that process) or
+    /// `multi` (one process decodes once and encodes every rendition).
+    pub mode: TranscodeMode,
     pub video: VideoTranscode,
     pub audio: AudioTranscode,
     pub global: TranscodeGlobal,
+}
+
+/// FFmpeg process topology of a stream's transcoder.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TranscodeMode {
+    /// One FFmpeg process per profile (`track_N`).
+    #[default]
+    PerProfile,
+    /// One FFmpeg process for every profile (decodes the input once).
+    Multi,
+}
+
+impl TranscodeMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PerProfile => "per_profile",
+            Self::Multi => "multi",
+        }
+    }
+}
+
+impl TranscoderConfig {
+    /// Whether an FFmpeg process is needed at all: `video.copy` together
+    /// with `audio.copy` is plain passthrough (no raw buffer, no FFmpeg).
+    pub fn needs_ffmpeg(&self) -> bool {
+        !(self.video.copy && self.audio.copy)
+    }
+
+    /// Number of renditions (`track_1` … `track_N`): one per profile, or a
+    /// single passthrough rendition when `video.copy` is set or no profile
+    /// is configured.
+    pub fn renditions(&self) -> usize {
+        if self.video.copy || self.video.profiles.is_empty() {
+            1
+        } else {
+            self.video.profiles.len()
+        }
+    }
+}
+
+/// Hub buffer the input manager writes when the stream transcodes.
+pub fn raw_buffer_id(code: &str) -> String {
+    format!("$raw${code}")
+}
+
+/// Hub buffer of rendition `track` (1-based) of a transcoded stream.
+pub fn rendition_buffer_id(code: &str, track: usize) -> String {
+    format!("$r${code}$track_{track}")
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -97,16 +97,16 @@ async fn run(code: String, buffer: Arc<Buffer>, config: HlsConfig, cancel: Cance
     tracing::info!(stream = %code, lost_chunks = lost, lags, "hls publisher stopped");
 }
 
-struct Writer {
-    dir: PathBuf,
-    playlist: Playlist,
+pub(crate) struct Writer {
+    pub(crate) dir: PathBuf,
+    pub(crate) playlist: Playlist,
     /// Sequence numbers of segments that left the window, oldest first.
-    retired: std::collections::VecDeque<u64>,
+    pub(crate) retired: std::collections::VecDeque<u64>,
 }
 
 impl Writer {
     /// Write the segment, list it, and delete what fell out of the grace.
-    async fn add(&mut self, seg: Finished) -> std::io::Result<()> {
+    pub(crate) async fn add(&mut self, seg: Finished) -> std::io::Result<()> {
         let seq = self.playlist.next_seq();
         let mut bytes = Vec::with_capacity(seg.data.iter().map(|b| b.len()).sum());
         for b in &seg.data {

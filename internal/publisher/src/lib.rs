@@ -20,6 +20,9 @@
 //! task starts; with segments of at least a second, segment names never repeat
 //! across restarts of a stream, so caches may treat them as immutable.
 //!
+//! HLS for a transcoded stream ([`hls_abr`]): one media playlist per
+//! rendition under `{code}/track_N/` plus the master `{code}/index.m3u8`.
+//!
 //! DASH ([`dash`]): one task per stream reads reader `"dash"`, demuxes the
 //! MPEG-TS chunks into access units and drives the sans-IO packager of
 //! `os-dash`, carrying out its file operations under
@@ -34,12 +37,14 @@
 
 pub mod dash;
 pub mod hls;
+pub mod hls_abr;
 pub mod playlist;
 pub mod push;
 pub mod segmenter;
 
 pub use dash::{DashConfig, spawn_dash};
 pub use hls::{HlsConfig, spawn_hls};
+pub use hls_abr::{Rendition, spawn_hls_abr};
 pub use push::{
     PushConfig, PushSnapshot, PushState, PushStats, PushTarget, spawn_push, tls_config,
 };
