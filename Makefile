@@ -6,7 +6,7 @@ BIN          := bin/open-streamer
 CONFIG       ?= config/config.yaml
 FUZZ_SECONDS ?= 20
 
-.PHONY: help build run test test-deps lint fmt fmt-check check bench bench-failover bench-transcode openapi \
+.PHONY: help build run test test-deps lint fmt fmt-check check bench bench-peers bench-failover bench-transcode openapi \
         fuzz-smoke install-service uninstall-service clean
 
 help: ## list targets
@@ -40,6 +40,9 @@ check: fmt-check lint test ## fmt + lint + test
 
 bench: test-deps ## benchmarks (criterion + loopback harnesses)
 	$(CARGO) bench --workspace
+
+bench-peers: ## install the benchmark peers (nginx-rtmp, wrk; xiu built into .tools/xiu)
+	@build/bench-peers.sh
 
 bench-failover: test-deps ## failover timeline: primary death → first backup frame (hot and cold standby)
 	$(CARGO) bench -p open-streamer --bench failover
