@@ -349,12 +349,22 @@ impl Runtime {
             return;
         }
         let cancel = self.cancel.child_token();
-        let task = os_publisher::spawn_dash(
-            self.stream.code.clone(),
-            self.buffer.clone(),
-            config,
-            cancel.clone(),
-        );
+        let task = match &self.transcode {
+            // Transcoded: every rendition a Representation of one video
+            // AdaptationSet.
+            Some(t) => os_publisher::spawn_dash_abr(
+                self.stream.code.clone(),
+                renditions(&self.stream, &t.renditions),
+                config,
+                cancel.clone(),
+            ),
+            None => os_publisher::spawn_dash(
+                self.stream.code.clone(),
+                self.buffer.clone(),
+                config,
+                cancel.clone(),
+            ),
+        };
         self.dash = Some((cancel, task));
     }
 
@@ -454,7 +464,7 @@ impl Runtime {
     }
 }
 
-/// The HLS renditions of a transcoded stream, with their declared peak
+/// The HLS/DASH renditions of a transcoded stream, with their declared peak
 /// bitrate (profile max or target bitrate, plus audio), bit/s.
 fn renditions(stream: &Stream, buffers: &[Arc<Buffer>]) -> Vec<os_publisher::Rendition> {
     let tc = stream.transcoder.as_ref();
