@@ -4,7 +4,8 @@
 //! restarted while the other keeps its pid, a hot reload of one profile
 //! restarts only that process, an always-failing FFmpeg stops the stream
 //! after `max_restarts`, the pool bound is reported, and killing the server
-//! with -9 leaves no FFmpeg behind.
+//! with -9 leaves no FFmpeg behind. DASH of a transcoded stream: one video
+//! AdaptationSet with a Representation per rendition.
 
 mod common;
 
