@@ -959,10 +959,10 @@ async fn transcoded_stream_dash_lists_every_rendition_in_one_video_set() {
     assert_eq!(st, 200, "{body}");
     let ffmpeg = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440"])
         .args([
-            "-t", "90", "-c:v", "libx264", "-preset", "veryfast", "-b:v", "3M",
+            "-t", "90", "-c:v", "libx264", "-preset", "veryfast", "-b:v", "1M",
         ])
         .args(["-g", "50", "-c:a", "aac", "-f", "flv"])
         .arg(format!("rtmp://{rtmp}/live/abrdash"))

@@ -350,15 +350,16 @@ impl Runtime {
         }
         let cancel = self.cancel.child_token();
         let task = match &self.transcode {
-            // Transcoded: every rendition a Representation of one video
-            // AdaptationSet.
-            Some(t) => os_publisher::spawn_dash_abr(
+            // Transcoded into several renditions: every rendition a
+            // Representation of one video AdaptationSet. A single rendition
+            // is also in the main buffer: plain DASH.
+            Some(t) if t.renditions.len() > 1 => os_publisher::spawn_dash_abr(
                 self.stream.code.clone(),
                 renditions(&self.stream, &t.renditions),
                 config,
                 cancel.clone(),
             ),
-            None => os_publisher::spawn_dash(
+            _ => os_publisher::spawn_dash(
                 self.stream.code.clone(),
                 self.buffer.clone(),
                 config,
