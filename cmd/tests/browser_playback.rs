@@ -7,7 +7,8 @@
 //! origin than the streams, so CORS is exercised too. A second scenario
 //! kills the primary input of a two-input stream while hls.js plays it: the
 //! hot backup takes over, the playlist marks the switch with
-//! `#EXT-X-DISCONTINUITY`, and hls.js keeps playing through it.
+//! `#EXT-X-DISCONTINUITY`, and hls.js keeps playing through it. A third
+//! plays the DASH ABR MPD of a transcoded stream (two renditions) in dash.js.
 //!
 //! Needs node, Debian's chromium and `.tools/browser` (installed by
 //! `build/test-deps.sh`, run by `make test`); it fails when they are missing.
@@ -191,6 +192,110 @@ async fn hls_and_dash_play_in_chromium() {
     s.stop().await;
 }
 
+/// dash.js plays the MPD of a transcoded stream: one video AdaptationSet
+/// with a Representation per rendition (640x360 and 320x180).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dash_js_plays_a_transcoded_abr_stream() {
+    let browser = Browser::require();
+
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let media = dir.path().join("media");
+    let mut c = config(&dir.path().join("data"), "");
+    c.publisher.hls.dir = media.join("hls").display().to_string();
+    c.publisher.dash.dir = media.join("dash").display().to_string();
+    let app = open_streamer::App::bind(c)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rtmp = app
+        .rtmp_addr()
+        .unwrap_or_else(|| panic!("rtmp listener is enabled"));
+    let s = common::serve(app);
+    let body = json!({
+        "inputs": [{"url": "rtmp://0.0.0.0:1935/live/ladder", "priority": 0}],
+        "protocols": {"dash": true},
+        "transcoder": {
+            "video": {"profiles": [
+                {"width": 640, "height": 360, "bitrate": 800, "preset": "veryfast", "keyframe_interval": 2},
+                {"width": 320, "height": 180, "bitrate": 300, "preset": "veryfast", "keyframe_interval": 2}
+            ]},
+            "audio": {"codec": "aac", "bitrate": 96}
+        }
+    });
+    let (st, body) = call(&s, Method::PUT, "/streams/ladder", Some(body)).await;
+    assert_eq!(st, 201, "{body}");
+    assert_eq!(
+        call(&s, Method::POST, "/streams/ladder/start", None)
+            .await
+            .0,
+        200
+    );
+    let _ffmpeg = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+        ])
+        .args(["-g", "50", "-b:v", "1M", "-c:a", "aac", "-f", "flv"])
+        .arg(format!("rtmp://{rtmp}/live/ladder"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("ffmpeg is required (apt-get install -y ffmpeg): {e}"));
+    // Two video representations with 3 segments each, and the audio set.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (st, mpd) = status_of(&s, "/ladder/index.mpd").await;
+        let video = mpd
+            .split("<AdaptationSet ")
+            .nth(1)
+            .and_then(|v| v.split("</AdaptationSet>").next())
+            .unwrap_or("");
+        let reps: Vec<&str> = video.split("<Representation ").skip(1).collect();
+        let ready = st == 200
+            && mpd.matches("<AdaptationSet ").count() == 2
+            && reps.len() == 2
+            && reps.iter().all(|r| {
+                r.split("<S ")
+                    .skip(1)
+                    .map(|s| {
+                        s.split(" r=\"")
+                            .nth(1)
+                            .and_then(|r| r.split('"').next())
+                            .and_then(|r| r.parse::<usize>().ok())
+                            .unwrap_or(0)
+                            + 1
+                    })
+                    .sum::<usize>()
+                    >= 3
+            });
+        if ready {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ABR MPD not ready: {st} {mpd}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let shots = dir.path().join("shots");
+    std::fs::create_dir_all(&shots).unwrap_or_else(|e| panic!("{e}"));
+    let png = shots.join("dash_abr.png");
+    let player = browser.spawn(
+        WATCH_S,
+        &[("dash", s.url("/ladder/index.mpd"), png.clone())],
+    );
+    let results = player.finish().await;
+    assert_eq!(results.len(), 1);
+    keep_shots(&[&png]);
+    check_played_at(
+        &results[0],
+        "dash.js",
+        &png,
+        MIN_ADVANCE_S,
+        &[(640, 360), (320, 180)],
+    );
+    s.stop().await;
+}
+
 /// Absolute path of a program on PATH (playwright wants one).
 fn which(program: &str) -> PathBuf {
     std::env::var_os("PATH")
@@ -335,6 +440,12 @@ fn keep_shots(pngs: &[&Path]) {
 /// `currentTime` advanced at least `min_advance` s, 640x360 video, and the
 /// screenshot shows a picture.
 fn check_played(r: &Value, engine: &str, png: &Path, min_advance: f64) {
+    check_played_at(r, engine, png, min_advance, &[(640, 360)]);
+}
+
+/// [`check_played`] with the video size one of `sizes` (ABR: the player
+/// picks a rendition).
+fn check_played_at(r: &Value, engine: &str, png: &Path, min_advance: f64, sizes: &[(u64, u64)]) {
     assert_eq!(r["started"], true, "{engine} never started playing: {r}");
     assert!(
         r["engine"].as_str().is_some_and(|e| e.starts_with(engine)),
@@ -348,10 +459,13 @@ fn check_played(r: &Value, engine: &str, png: &Path, min_advance: f64) {
     );
     let wall = r["wall_s"].as_f64().unwrap_or(0.0);
     assert!(wall >= WATCH_S, "{engine} watched too briefly: {r}");
-    assert_eq!(
-        (r["width"].as_u64(), r["height"].as_u64()),
-        (Some(640), Some(360)),
-        "{r}"
+    let size = (
+        r["width"].as_u64().unwrap_or(0),
+        r["height"].as_u64().unwrap_or(0),
+    );
+    assert!(
+        sizes.contains(&size),
+        "{engine}: size {size:?} not in {sizes:?}: {r}"
     );
     // testsrc2 is colour bars and a gradient: far from uniform. A black (or
     // any single-colour) element has a deviation near 0.

@@ -4,7 +4,8 @@
 //! restarted while the other keeps its pid, a hot reload of one profile
 //! restarts only that process, an always-failing FFmpeg stops the stream
 //! after `max_restarts`, the pool bound is reported, and killing the server
-//! with -9 leaves no FFmpeg behind.
+//! with -9 leaves no FFmpeg behind. DASH of a transcoded stream: one video
+//! AdaptationSet with a Representation per rendition.
 
 mod common;
 
@@ -821,5 +822,229 @@ async fn failover_upstream_keeps_the_ffmpeg_processes() {
         after, before,
         "same FFmpeg process, no restart: {before:?} → {after:?}"
     );
+    s.stop().await;
+}
+
+/// One `<Representation>` of a DASH MPD with its own `SegmentTemplate`.
+#[derive(Debug)]
+struct DashRep {
+    id: String,
+    bandwidth: u64,
+    codecs: String,
+    width: u64,
+    height: u64,
+    init: String,
+    /// (name, t, d) per listed segment.
+    segments: Vec<(String, u64, u64)>,
+}
+
+/// Value of `name` in the first `<tag ...>` element of `xml`.
+fn xml_attr(xml: &str, tag: &str, name: &str) -> Option<String> {
+    let el = &xml[xml.find(&format!("<{tag} "))?..];
+    let el = &el[..el.find('>')?];
+    let key = format!(" {name}=\"");
+    let v = &el[el.find(&key)? + key.len()..];
+    Some(v[..v.find('"')?].to_string())
+}
+
+/// `(contentType, representations)` per adaptation set of the last Period;
+/// a representation without a template of its own uses the set's.
+fn dash_sets(xml: &str) -> Vec<(String, Vec<DashRep>)> {
+    let period = xml.rsplit("<Period ").next().unwrap_or("");
+    let mut sets = Vec::new();
+    for set in period.split("<AdaptationSet ").skip(1) {
+        let set = format!("<AdaptationSet {set}");
+        let set = &set[..set.find("</AdaptationSet>").unwrap_or(set.len())];
+        let ct = xml_attr(set, "AdaptationSet", "contentType").unwrap_or_default();
+        let head = &set[..set.find("<Representation ").unwrap_or(set.len())];
+        let mut reps = Vec::new();
+        for rep in set.split("<Representation ").skip(1) {
+            let rep = format!("<Representation {rep}");
+            let tpl = if rep.contains("<SegmentTemplate ") {
+                rep.as_str()
+            } else {
+                head
+            };
+            let get = |tag: &str, a: &str, src: &str| {
+                xml_attr(src, tag, a).unwrap_or_else(|| panic!("{tag}@{a} missing: {set}"))
+            };
+            let id = get("Representation", "id", &rep);
+            let number =
+                |a: &str, src: &str| -> u64 { get("Representation", a, src).parse().unwrap_or(0) };
+            let start: u64 = get("SegmentTemplate", "startNumber", tpl)
+                .parse()
+                .unwrap_or(0);
+            let media = get("SegmentTemplate", "media", tpl).replace("$RepresentationID$", &id);
+            let mut segments = Vec::new();
+            for s in tpl.split("<S ").skip(1) {
+                let s = format!("<S {s}");
+                let n = |a: &str| xml_attr(&s, "S", a).and_then(|v| v.parse::<u64>().ok());
+                let (Some(mut t), Some(d)) = (n("t"), n("d")) else {
+                    panic!("S without t/d: {set}");
+                };
+                for _ in 0..=n("r").unwrap_or(0) {
+                    let number = start + segments.len() as u64;
+                    segments.push((media.replace("$Number$", &number.to_string()), t, d));
+                    t += d;
+                }
+            }
+            reps.push(DashRep {
+                bandwidth: number("bandwidth", &rep),
+                codecs: get("Representation", "codecs", &rep),
+                width: xml_attr(&rep, "Representation", "width")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                height: xml_attr(&rep, "Representation", "height")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                init: get("SegmentTemplate", "initialization", tpl)
+                    .replace("$RepresentationID$", &id),
+                segments,
+                id,
+            });
+        }
+        sets.push((ct, reps));
+    }
+    sets
+}
+
+/// Init segment + the last `n` listed segments of `rep`, fetched over HTTP
+/// into one file.
+async fn fetch_dash(s: &Server, code: &str, rep: &DashRep, n: usize, out: &Path) -> PathBuf {
+    assert!(rep.segments.len() >= n, "{rep:?}");
+    let mut names = vec![rep.init.clone()];
+    names.extend(
+        rep.segments[rep.segments.len() - n..]
+            .iter()
+            .map(|s| s.0.clone()),
+    );
+    let mut bytes = Vec::new();
+    for name in &names {
+        let r = s
+            .client
+            .get(s.url(&format!("/{code}/{name}")))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(r.status(), 200, "{name}");
+        bytes.extend_from_slice(&r.bytes().await.unwrap_or_default());
+    }
+    let path = out.join(format!("{}.mp4", rep.id));
+    std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+    path
+}
+
+/// DASH of a transcoded stream: one video AdaptationSet with a
+/// Representation per rendition (sizes, codecs and bandwidth of each, time
+/// lines on one clock), one audio AdaptationSet; ffprobe reads the MPD over
+/// HTTP and decodes each representation's init + segments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcoded_stream_dash_lists_every_rendition_in_one_video_set() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let app = open_streamer::App::bind(tc_config(
+        &dir.path().join("data"),
+        &dir.path().join("hls"),
+        4,
+        3,
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rtmp = app.rtmp_addr().unwrap_or_else(|| panic!("rtmp listener"));
+    let s = common::serve(app);
+    let mut body = ladder_body("abrdash", 300);
+    body["protocols"] = json!({"dash": true});
+    let (st, body) = call(&s, Method::PUT, "/streams/abrdash", Some(body)).await;
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = call(&s, Method::POST, "/streams/abrdash/start", None).await;
+    assert_eq!(st, 200, "{body}");
+    let ffmpeg = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440"])
+        .args([
+            "-t", "90", "-c:v", "libx264", "-preset", "veryfast", "-b:v", "1M",
+        ])
+        .args(["-g", "50", "-c:a", "aac", "-f", "flv"])
+        .arg(format!("rtmp://{rtmp}/live/abrdash"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("ffmpeg is required (apt-get install -y ffmpeg): {e}"));
+    let _source = Kill(ffmpeg);
+
+    // Both renditions with 4 segments (a bandwidth worth measuring).
+    let mut mpd = String::new();
+    wait_until(
+        "MPD with two video representations of 4 segments",
+        Duration::from_secs(60),
+        async || {
+            mpd = get_text(&s, "/abrdash/index.mpd").await.unwrap_or_default();
+            let sets = dash_sets(&mpd);
+            sets.first().is_some_and(|(_, reps)| {
+                reps.len() == 2 && reps.iter().all(|r| r.segments.len() >= 4)
+            })
+        },
+    )
+    .await;
+    eprintln!("ABR MPD:\n{mpd}");
+    let sets = dash_sets(&mpd);
+    assert_eq!(sets.len(), 2, "one video and one audio set: {mpd}");
+    assert_eq!(sets[0].0, "video", "{mpd}");
+    assert_eq!(sets[1].0, "audio", "{mpd}");
+    let (video, audio) = (&sets[0].1, &sets[1].1);
+    assert_eq!(audio.len(), 1, "{mpd}");
+    assert_eq!(audio[0].codecs, "mp4a.40.2", "{mpd}");
+    assert!(audio[0].segments.len() >= 2, "{mpd}");
+    for (rep, (w, h, kbps)) in video.iter().zip([(640, 360, 800.0), (320, 180, 300.0)]) {
+        assert_eq!((rep.width, rep.height), (w, h), "{mpd}");
+        assert!(rep.codecs.starts_with("avc1."), "{mpd}");
+        // Measured from the listed segments (video only).
+        let ratio = rep.bandwidth as f64 / (kbps * 1000.0);
+        assert!(
+            (0.7..=1.5).contains(&ratio),
+            "{w}x{h}: bandwidth {} for {kbps} kbit/s (×{ratio:.2}): {mpd}",
+            rep.bandwidth
+        );
+    }
+    assert_ne!(video[0].id, video[1].id);
+    // One clock: the renditions' segments start and end at the same times.
+    let times =
+        |r: &DashRep| -> BTreeSet<(u64, u64)> { r.segments.iter().map(|s| (s.1, s.2)).collect() };
+    let common = times(&video[0]).intersection(&times(&video[1])).count();
+    assert!(common >= 3, "aligned segments ({common}): {mpd}");
+
+    // ffprobe reads the live MPD over HTTP: two video streams and audio.
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=index,codec_name,width",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(s.url("/abrdash/index.mpd"))
+        .output()
+        .unwrap_or_else(|e| panic!("ffprobe: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Streams are listed once per program too.
+    let streams: BTreeSet<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    assert!(
+        streams.iter().any(|l| l.ends_with("h264,640"))
+            && streams.iter().any(|l| l.ends_with("h264,320"))
+            && streams.iter().any(|l| l.contains("aac")),
+        "ffprobe on the ABR MPD: {streams:?} / {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each representation's init + segments decode at its size.
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (rep, (w, h)) in video.iter().zip([(640, 360), (320, 180)]) {
+        let p = ffprobe(&fetch_dash(&s, "abrdash", rep, 2, tmp.path()).await);
+        assert_eq!(
+            (p.codec.as_str(), p.width, p.height),
+            ("h264", w, h),
+            "{}",
+            rep.id
+        );
+    }
     s.stop().await;
 }

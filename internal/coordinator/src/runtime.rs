@@ -349,12 +349,23 @@ impl Runtime {
             return;
         }
         let cancel = self.cancel.child_token();
-        let task = os_publisher::spawn_dash(
-            self.stream.code.clone(),
-            self.buffer.clone(),
-            config,
-            cancel.clone(),
-        );
+        let task = match &self.transcode {
+            // Transcoded into several renditions: every rendition a
+            // Representation of one video AdaptationSet. A single rendition
+            // is also in the main buffer: plain DASH.
+            Some(t) if t.renditions.len() > 1 => os_publisher::spawn_dash_abr(
+                self.stream.code.clone(),
+                renditions(&self.stream, &t.renditions),
+                config,
+                cancel.clone(),
+            ),
+            _ => os_publisher::spawn_dash(
+                self.stream.code.clone(),
+                self.buffer.clone(),
+                config,
+                cancel.clone(),
+            ),
+        };
         self.dash = Some((cancel, task));
     }
 
@@ -454,7 +465,7 @@ impl Runtime {
     }
 }
 
-/// The HLS renditions of a transcoded stream, with their declared peak
+/// The HLS/DASH renditions of a transcoded stream, with their declared peak
 /// bitrate (profile max or target bitrate, plus audio), bit/s.
 fn renditions(stream: &Stream, buffers: &[Arc<Buffer>]) -> Vec<os_publisher::Rendition> {
     let tc = stream.transcoder.as_ref();

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use os_av::TrackKind;
 use os_dash::{
     DashConfig as PackagerConfig, DashError, DashPackager, MANIFEST_NAME, Output, UtcTiming,
 };
@@ -45,7 +46,7 @@ impl DashConfig {
     /// Packager settings; `run` (the UNIX time the task started) is part of
     /// the representation ids, so file names never repeat across restarts
     /// of a stream and caches may treat segments as immutable.
-    fn packager(&self, run: i64) -> PackagerConfig {
+    pub(crate) fn packager(&self, run: i64) -> PackagerConfig {
         let secs = if self.segment_duration.is_finite() && self.segment_duration >= 0.1 {
             self.segment_duration
         } else {
@@ -93,7 +94,7 @@ async fn run(code: String, buffer: Arc<Buffer>, config: DashConfig, cancel: Canc
         }
     };
     let mut reader = buffer.subscribe("dash");
-    let mut feed = Feed::new(code.clone(), dir.clone());
+    let mut feed = Feed::new(code.clone(), None, dir.clone());
     tracing::info!(stream = %code, dir = %dir.display(), "dash publisher started");
     loop {
         let item = tokio::select! {
@@ -103,7 +104,7 @@ async fn run(code: String, buffer: Arc<Buffer>, config: DashConfig, cancel: Canc
                 Err(_closed) => break,
             },
         };
-        let outs = feed.item(&mut packager, item);
+        let outs = feed.item(&mut packager, item, None);
         feed.apply(outs).await;
     }
     drop(reader);
@@ -119,22 +120,32 @@ async fn run(code: String, buffer: Arc<Buffer>, config: DashConfig, cancel: Canc
     );
 }
 
+/// Shared time origin of ABR renditions: input decode time and wall clock
+/// of the first unit any rendition saw.
+pub(crate) type Origin = Option<(i64, SystemTime)>;
+
 /// Demuxing state between the hub and the packager.
-struct Feed {
+pub(crate) struct Feed {
     code: String,
+    /// Rendition (`track_N`) of a transcoded stream, for logs.
+    rendition: Option<String>,
+    /// Drop audio (ABR renditions after the first: audio is packaged once).
+    pub(crate) video_only: bool,
     dir: PathBuf,
     demuxer: Demuxer,
     /// The next video / audio unit follows a break (source switch, lag).
     break_pending: [bool; 2],
-    lost: u64,
-    errors: u64,
+    pub(crate) lost: u64,
+    pub(crate) errors: u64,
     write_errors: u64,
 }
 
 impl Feed {
-    fn new(code: String, dir: PathBuf) -> Self {
+    pub(crate) fn new(code: String, rendition: Option<String>, dir: PathBuf) -> Self {
         Self {
             code,
+            rendition,
+            video_only: false,
             dir,
             demuxer: Demuxer::new(),
             break_pending: [false; 2],
@@ -144,8 +155,15 @@ impl Feed {
         }
     }
 
-    /// Feed one reader item; returns what the packager asks for.
-    fn item(&mut self, packager: &mut DashPackager, item: Item) -> Vec<Output> {
+    /// Feed one reader item; returns what the packager asks for. With
+    /// `origin` (ABR), the packager's time origin is the shared one, set by
+    /// the first unit of any rendition.
+    pub(crate) fn item(
+        &mut self,
+        packager: &mut DashPackager,
+        item: Item,
+        mut origin: Option<&mut Origin>,
+    ) -> Vec<Output> {
         let chunk = match item {
             Item::Lagged { lost } => {
                 // The next chunk resumes at an access point; the units in
@@ -166,11 +184,22 @@ impl Feed {
         let mut outs = Vec::new();
         while let Some(event) = self.demuxer.pull() {
             let result = match event {
+                Event::Params(p) if self.video_only && p.codec.kind() == TrackKind::Audio => {
+                    continue;
+                }
                 Event::Params(p) => packager.push_params(&p).map(|()| Vec::new()),
+                Event::AccessUnit(au) if self.video_only && au.codec.kind() == TrackKind::Audio => {
+                    continue;
+                }
                 Event::AccessUnit(mut au) => {
-                    let k = usize::from(au.codec.kind() == os_av::TrackKind::Audio);
+                    let k = usize::from(au.codec.kind() == TrackKind::Audio);
                     au.discontinuity |= std::mem::take(&mut self.break_pending[k]);
-                    packager.push(au, SystemTime::now())
+                    let now = SystemTime::now();
+                    if let Some(origin) = origin.as_deref_mut() {
+                        let (dts, at) = *origin.get_or_insert((au.dts, now));
+                        packager.set_time_origin(dts, at);
+                    }
+                    packager.push(au, now)
                 }
                 _ => Ok(Vec::new()),
             };
@@ -186,12 +215,12 @@ impl Feed {
         self.errors += 1;
         // The same cause repeats for every unit: log the first and then sparsely.
         if self.errors == 1 || self.errors.is_power_of_two() {
-            tracing::warn!(stream = %self.code, error = %e, count = self.errors, "dash: unit not packaged");
+            tracing::warn!(stream = %self.code, rendition = ?self.rendition, error = %e, count = self.errors, "dash: unit not packaged");
         }
     }
 
     /// Carry out the packager's file operations, in order.
-    async fn apply(&mut self, outs: Vec<Output>) {
+    pub(crate) async fn apply(&mut self, outs: Vec<Output>) {
         for out in outs {
             let result = match &out {
                 Output::WriteFile { name, bytes } => {

@@ -34,8 +34,14 @@
 //! removed when the task stops. A source switch or a lag marks the next
 //! units as a discontinuity: the packager splices its timeline (and opens a
 //! new Period when the parameters changed).
+//!
+//! DASH for a transcoded stream ([`dash_abr`]): one packager per rendition
+//! with a shared time origin; `index.mpd` lists every rendition as a
+//! Representation of one video AdaptationSet (audio from the first
+//! rendition in its own), files flat in `{code}/`.
 
 pub mod dash;
+pub mod dash_abr;
 pub mod hls;
 pub mod hls_abr;
 pub mod playlist;
@@ -43,6 +49,7 @@ pub mod push;
 pub mod segmenter;
 
 pub use dash::{DashConfig, spawn_dash};
+pub use dash_abr::spawn_dash_abr;
 pub use hls::{HlsConfig, spawn_hls};
 pub use hls_abr::{Rendition, spawn_hls_abr};
 pub use push::{

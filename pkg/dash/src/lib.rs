@@ -29,6 +29,13 @@
 //! place, and a new Period with its own init segment is what players support
 //! for that. The media timeline still continues (Period start = its first
 //! decode time), so segment numbers and times never go back.
+//!
+//! ABR: renditions of one transcoder (same input timestamps) are packaged by
+//! one packager each, with distinct representation ids and one time origin
+//! ([`DashPackager::set_time_origin`]), so the same output time is the same
+//! instant in every rendition; [`abr_manifest`] then lists their video
+//! representations in one adaptation set, each with its own
+//! `SegmentTemplate` + `SegmentTimeline`.
 
 pub mod mpd;
 
@@ -42,8 +49,8 @@ use os_codecs::codec_string;
 use os_codecs::params::ParamTracker;
 use os_fmp4::{SegmentOptions, TrackConfig, TrackRun, write_init_segment, write_media_segment};
 
-pub use mpd::UtcTiming;
 use mpd::{AdaptationSet, ContentType, Mpd, Period, Representation, SegmentTemplate};
+pub use mpd::{UtcTiming, abr_manifest};
 
 /// Errors of the packager. The offending unit or parameters are dropped; the
 /// packager stays usable.
@@ -189,6 +196,8 @@ pub struct DashPackager {
     offset: Option<i64>,
     epoch: u32,
     availability_start: Option<SystemTime>,
+    /// Set by [`DashPackager::set_time_origin`]: units before it are dropped.
+    fixed_origin: bool,
     /// Units dropped because they could not be placed (before start, stale params).
     pub dropped: u64,
 }
@@ -246,8 +255,26 @@ impl DashPackager {
             offset: None,
             epoch: 0,
             availability_start: None,
+            fixed_origin: false,
             dropped: 0,
         })
+    }
+
+    /// Put output time 0 at input decode time `dts`, wall-clock time `at`
+    /// (`availabilityStartTime`), instead of at the first unit pushed.
+    ///
+    /// Packagers of renditions that share input timestamps (ABR renditions
+    /// of one transcoder) given the same origin produce the same output
+    /// times for the same instants, so their timelines can be listed side
+    /// by side in one adaptation set. Units before the origin are dropped.
+    /// Has no effect once a unit was pushed.
+    pub fn set_time_origin(&mut self, dts: i64, at: SystemTime) {
+        if self.offset.is_some() {
+            return;
+        }
+        self.offset = Some(-dts);
+        self.availability_start = Some(at);
+        self.fixed_origin = true;
     }
 
     /// Index of the current Period (0 for the first).
@@ -378,6 +405,11 @@ impl DashPackager {
             self.availability_start = Some(now);
         }
         let out_dts = self.map_time(kind, au.dts, au.discontinuity);
+        if self.fixed_origin && out_dts < 0 {
+            // Before the shared origin.
+            self.dropped += 1;
+            return Ok(Vec::new());
+        }
         let t = match kind {
             TrackKind::Video => &self.video,
             TrackKind::Audio => &self.audio,
@@ -792,6 +824,7 @@ impl DashPackager {
                 frame_rate: v.frame_rate,
                 audio_sampling_rate: None,
                 audio_channels: None,
+                template: None,
             },
             TrackParams::Audio(a) => Representation {
                 id,
@@ -802,6 +835,7 @@ impl DashPackager {
                 frame_rate: None,
                 audio_sampling_rate: Some(a.sample_rate),
                 audio_channels: Some(a.channels),
+                template: None,
             },
         }
     }
@@ -833,14 +867,14 @@ impl DashPackager {
                 sets.push(AdaptationSet {
                     id: sets.len() as u32,
                     content_type: ct,
-                    template: SegmentTemplate {
+                    template: Some(SegmentTemplate {
                         timescale,
                         presentation_time_offset: pto,
                         initialization: init,
                         media: "seg_$RepresentationID$_$Number$.m4s".to_owned(),
                         start_number: first.number,
                         timeline: mpd::compress_timeline(segs.iter().map(|s| (s.t, s.d))),
-                    },
+                    }),
                     representations: vec![self.representation(kind, setup, &segs)],
                 });
             }

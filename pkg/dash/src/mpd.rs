@@ -1,9 +1,11 @@
 //! A small model of a dynamic MPD and its XML writer.
 //!
 //! The model is what [`crate::DashPackager`] fills in, but it stands on its
-//! own: an [`AdaptationSet`] holds any number of [`Representation`]s sharing
-//! one [`SegmentTemplate`] (names built from `$RepresentationID$`), which is
-//! how aligned ABR renditions are described.
+//! own: an [`AdaptationSet`] holds any number of [`Representation`]s. The
+//! [`SegmentTemplate`] (names built from `$RepresentationID$`) sits either on
+//! the adaptation set, shared by its representations, or on each
+//! representation with its own `SegmentTimeline`: what ABR renditions that
+//! are packaged separately use (see [`crate::abr_manifest`]).
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -74,6 +76,8 @@ pub struct Representation {
     pub frame_rate: Option<(u32, u32)>,
     pub audio_sampling_rate: Option<u32>,
     pub audio_channels: Option<u8>,
+    /// The representation's own template (overrides the adaptation set's).
+    pub template: Option<SegmentTemplate>,
 }
 
 /// One `AdaptationSet`.
@@ -81,7 +85,8 @@ pub struct Representation {
 pub struct AdaptationSet {
     pub id: u32,
     pub content_type: ContentType,
-    pub template: SegmentTemplate,
+    /// Template shared by the representations that have none of their own.
+    pub template: Option<SegmentTemplate>,
     pub representations: Vec<Representation>,
 }
 
@@ -219,6 +224,83 @@ impl Mpd {
     }
 }
 
+/// One MPD for ABR renditions packaged separately, each by its own
+/// [`crate::DashPackager`] (with distinct representation ids and a shared
+/// time origin, see [`crate::DashPackager::set_time_origin`]).
+///
+/// The first manifest is the base: its Periods, audio adaptation sets and
+/// MPD attributes are kept (`maxSegmentDuration` becomes the largest of
+/// all). The video representations of the others join the base's video
+/// adaptation set of the Period with the same id, in order; every video
+/// representation carries its own `SegmentTemplate` + `SegmentTimeline`, so
+/// the renditions need not have cut the same segments or numbered them
+/// alike. Periods that only the others have, and their audio, are left out.
+/// `None` when `manifests` is empty.
+pub fn abr_manifest(manifests: Vec<Mpd>) -> Option<Mpd> {
+    let mut iter = manifests.into_iter();
+    let mut base = iter.next()?;
+    let others: Vec<Mpd> = iter.collect();
+    for period in &mut base.periods {
+        let Some(set) = period
+            .adaptation_sets
+            .iter_mut()
+            .find(|a| a.content_type == ContentType::Video)
+        else {
+            continue;
+        };
+        let shared = set.template.take();
+        for r in &mut set.representations {
+            if r.template.is_none() {
+                r.template.clone_from(&shared);
+            }
+        }
+        for other in &others {
+            let Some(p) = other.periods.iter().find(|p| p.id == period.id) else {
+                continue;
+            };
+            for a in p
+                .adaptation_sets
+                .iter()
+                .filter(|a| a.content_type == ContentType::Video)
+            {
+                for r in &a.representations {
+                    let mut r = r.clone();
+                    if r.template.is_none() {
+                        r.template.clone_from(&a.template);
+                    }
+                    set.representations.push(r);
+                }
+            }
+        }
+    }
+    for other in &others {
+        base.max_segment_duration = base.max_segment_duration.max(other.max_segment_duration);
+    }
+    Some(base)
+}
+
+fn write_template(x: &mut String, t: &SegmentTemplate, indent: &str) {
+    let _ = writeln!(
+        x,
+        r#"{indent}<SegmentTemplate timescale="{}" presentationTimeOffset="{}" initialization="{}" media="{}" startNumber="{}">"#,
+        t.timescale,
+        t.presentation_time_offset,
+        escape_attr(&t.initialization),
+        escape_attr(&t.media),
+        t.start_number
+    );
+    let _ = writeln!(x, "{indent}  <SegmentTimeline>");
+    for s in &t.timeline {
+        if s.r == 0 {
+            let _ = writeln!(x, r#"{indent}    <S t="{}" d="{}"/>"#, s.t, s.d);
+        } else {
+            let _ = writeln!(x, r#"{indent}    <S t="{}" d="{}" r="{}"/>"#, s.t, s.d, s.r);
+        }
+    }
+    let _ = writeln!(x, "{indent}  </SegmentTimeline>");
+    let _ = writeln!(x, "{indent}</SegmentTemplate>");
+}
+
 fn write_adaptation_set(x: &mut String, a: &AdaptationSet) {
     let (ct, mime) = match a.content_type {
         ContentType::Video => ("video", "video/mp4"),
@@ -229,26 +311,9 @@ fn write_adaptation_set(x: &mut String, a: &AdaptationSet) {
         r#"    <AdaptationSet id="{}" contentType="{ct}" mimeType="{mime}" segmentAlignment="true" startWithSAP="1">"#,
         a.id
     );
-    let t = &a.template;
-    let _ = writeln!(
-        x,
-        r#"      <SegmentTemplate timescale="{}" presentationTimeOffset="{}" initialization="{}" media="{}" startNumber="{}">"#,
-        t.timescale,
-        t.presentation_time_offset,
-        escape_attr(&t.initialization),
-        escape_attr(&t.media),
-        t.start_number
-    );
-    let _ = writeln!(x, "        <SegmentTimeline>");
-    for s in &t.timeline {
-        if s.r == 0 {
-            let _ = writeln!(x, r#"          <S t="{}" d="{}"/>"#, s.t, s.d);
-        } else {
-            let _ = writeln!(x, r#"          <S t="{}" d="{}" r="{}"/>"#, s.t, s.d, s.r);
-        }
+    if let Some(t) = &a.template {
+        write_template(x, t, "      ");
     }
-    let _ = writeln!(x, "        </SegmentTimeline>");
-    let _ = writeln!(x, "      </SegmentTemplate>");
     for r in &a.representations {
         let _ = write!(
             x,
@@ -272,26 +337,132 @@ fn write_adaptation_set(x: &mut String, a: &AdaptationSet) {
         if let Some(sr) = r.audio_sampling_rate {
             let _ = write!(x, r#" audioSamplingRate="{sr}""#);
         }
-        match r.audio_channels {
-            Some(ch) => {
-                let _ = writeln!(x, ">");
-                let _ = writeln!(
-                    x,
-                    r#"        <AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="{ch}"/>"#
-                );
-                let _ = writeln!(x, "      </Representation>");
-            }
-            None => {
-                let _ = writeln!(x, "/>");
-            }
+        if r.audio_channels.is_none() && r.template.is_none() {
+            let _ = writeln!(x, "/>");
+            continue;
         }
+        let _ = writeln!(x, ">");
+        if let Some(ch) = r.audio_channels {
+            let _ = writeln!(
+                x,
+                r#"        <AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="{ch}"/>"#
+            );
+        }
+        if let Some(t) = &r.template {
+            write_template(x, t, "        ");
+        }
+        let _ = writeln!(x, "      </Representation>");
     }
     let _ = writeln!(x, "    </AdaptationSet>");
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn template(t0: u64, number: u64) -> SegmentTemplate {
+        SegmentTemplate {
+            timescale: 90_000,
+            presentation_time_offset: 0,
+            initialization: "init_$RepresentationID$.mp4".into(),
+            media: "seg_$RepresentationID$_$Number$.m4s".into(),
+            start_number: number,
+            timeline: vec![TimelineRun {
+                t: t0,
+                d: 180_000,
+                r: 1,
+            }],
+        }
+    }
+
+    fn rendition(id: &str, width: u32, audio: bool, t0: u64, number: u64) -> Mpd {
+        let video = Representation {
+            id: id.into(),
+            bandwidth: width as u64 * 1000,
+            codecs: "avc1.64001e".into(),
+            width: Some(width),
+            height: Some(width * 9 / 16),
+            frame_rate: Some((25, 1)),
+            audio_sampling_rate: None,
+            audio_channels: None,
+            template: None,
+        };
+        let mut sets = vec![AdaptationSet {
+            id: 0,
+            content_type: ContentType::Video,
+            template: Some(template(t0, number)),
+            representations: vec![video],
+        }];
+        if audio {
+            sets.push(AdaptationSet {
+                id: 1,
+                content_type: ContentType::Audio,
+                template: Some(template(t0, number)),
+                representations: vec![Representation {
+                    id: "a".into(),
+                    bandwidth: 128_000,
+                    codecs: "mp4a.40.2".into(),
+                    width: None,
+                    height: None,
+                    frame_rate: None,
+                    audio_sampling_rate: Some(48_000),
+                    audio_channels: Some(2),
+                    template: None,
+                }],
+            });
+        }
+        Mpd {
+            availability_start_time: UNIX_EPOCH + Duration::from_secs(1_714_564_800),
+            publish_time: UNIX_EPOCH + Duration::from_secs(1_714_564_810),
+            minimum_update_period: Duration::from_secs(2),
+            time_shift_buffer_depth: Duration::from_secs(12),
+            suggested_presentation_delay: Duration::from_secs(6),
+            min_buffer_time: Duration::from_secs(4),
+            max_segment_duration: Duration::from_millis(2000 + width as u64),
+            periods: vec![Period {
+                id: "p0".into(),
+                start: Duration::ZERO,
+                adaptation_sets: sets,
+            }],
+            utc_timing: None,
+        }
+    }
+
+    #[test]
+    fn abr_manifest_lists_renditions_in_one_video_set() {
+        assert_eq!(abr_manifest(Vec::new()), None);
+        let mpd = abr_manifest(vec![
+            rendition("v_1", 640, true, 0, 1),
+            rendition("v_2", 320, false, 180_000, 2),
+        ])
+        .unwrap();
+        assert_eq!(mpd.max_segment_duration, Duration::from_millis(2640));
+        let sets = &mpd.periods[0].adaptation_sets;
+        assert_eq!(sets.len(), 2);
+        assert_eq!(sets[0].template, None);
+        let reps = &sets[0].representations;
+        assert_eq!(reps.len(), 2);
+        assert_eq!(reps[0].template, Some(template(0, 1)));
+        assert_eq!(reps[1].template, Some(template(180_000, 2)));
+        assert_eq!(sets[1].template, Some(template(0, 1)));
+        let xml = mpd.to_xml();
+        assert_eq!(xml.matches("<AdaptationSet ").count(), 2, "{xml}");
+        assert_eq!(xml.matches("<SegmentTemplate ").count(), 3, "{xml}");
+        let video = &xml[xml.find("contentType=\"video\"").unwrap()
+            ..xml.find("contentType=\"audio\"").unwrap()];
+        assert!(
+            video.contains(
+                "      <Representation id=\"v_2\" bandwidth=\"320000\" codecs=\"avc1.64001e\" width=\"320\" height=\"180\" sar=\"1:1\" frameRate=\"25\">\n        <SegmentTemplate timescale=\"90000\" presentationTimeOffset=\"0\" initialization=\"init_$RepresentationID$.mp4\" media=\"seg_$RepresentationID$_$Number$.m4s\" startNumber=\"2\">\n          <SegmentTimeline>\n            <S t=\"180000\" d=\"180000\" r=\"1\"/>\n          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n"
+            ),
+            "{video}"
+        );
+        // A single rendition stays as the packager wrote it (shared template).
+        let single = rendition("v", 640, true, 0, 1);
+        let xml = single.to_xml();
+        assert!(xml.contains("frameRate=\"25\"/>\n"), "{xml}");
+        assert_eq!(xml.matches("<SegmentTemplate ").count(), 2);
+    }
 
     #[test]
     fn timeline_runs() {

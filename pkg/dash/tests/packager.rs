@@ -667,3 +667,89 @@ fn odd_input_gives_typed_errors() {
     let _ = p.push(au(Codec::Aac, i64::MIN / 4, true, &[1]), t);
     let _ = p.flush(t);
 }
+
+/// Two renditions of the same timestamps, packaged separately with a shared
+/// time origin: the second starts 5 s later (and without audio), yet its
+/// segments carry the same times as the first's, and the merged MPD lists
+/// both in one video adaptation set that ffprobe reads.
+#[test]
+fn abr_renditions_share_the_timeline() {
+    let dir = temp_dir("abr");
+    let src = long_vector(&dir);
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let events = demux(&src);
+    let origin = events
+        .iter()
+        .find_map(|e| match e {
+            Event::AccessUnit(au) => Some(au.dts),
+            _ => None,
+        })
+        .unwrap();
+    let cfg = |v: &str| DashConfig {
+        window: 4,
+        video_id: v.to_owned(),
+        ..DashConfig::default()
+    };
+    let mut first = DashPackager::new(cfg("v_1")).unwrap();
+    let mut second = DashPackager::new(cfg("v_2")).unwrap();
+    first.set_time_origin(origin, now0());
+    second.set_time_origin(origin, now0());
+    let mut sink1 = Sink::new(out.clone());
+    let mut sink2 = Sink::new(out.clone());
+    feed(&mut first, &mut sink1, &events, false);
+    // The second joins 5 s in, mid-GOP, video only.
+    let late: Vec<Event> = events
+        .iter()
+        .filter(|e| match e {
+            Event::AccessUnit(au) => {
+                au.codec.kind() == os_av::TrackKind::Video && au.dts >= origin + 5 * 90_000
+            }
+            Event::Params(p) => p.codec.kind() == os_av::TrackKind::Video,
+            _ => false,
+        })
+        .cloned()
+        .collect();
+    feed(&mut second, &mut sink2, &late, false);
+    let now = now0() + Duration::from_secs(20);
+    let (m1, m2) = (first.manifest(now).unwrap(), second.manifest(now).unwrap());
+    let t1 = timelines(&m1.to_xml());
+    let t2 = timelines(&m2.to_xml());
+    assert_eq!(t2.len(), 1, "second rendition has video only");
+    // Same window of segments at the same times (numbers may differ).
+    assert_eq!(t1[0].2, t2[0].2);
+    assert!(t2[0].1 < t1[0].1, "the late rendition numbered from 1");
+    // Its first segment starts at the first keyframe after 5 s (GOP 2 s).
+    let first_seg2 = sink2.segments("seg_v_2_")[0].clone();
+    assert_eq!(first_seg2, "seg_v_2_1.m4s");
+
+    let merged = os_dash::abr_manifest(vec![m1, m2]).unwrap();
+    let xml = merged.to_xml();
+    std::fs::write(out.join(MANIFEST_NAME), &xml).unwrap();
+    assert_eq!(xml.matches("<AdaptationSet ").count(), 2, "{xml}");
+    assert_eq!(xml.matches("<Representation ").count(), 3, "{xml}");
+    let probe = tool("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=index,codec_name"])
+        .args(["-of", "csv=p=0"])
+        .arg(out.join(MANIFEST_NAME))
+        .output()
+        .unwrap();
+    let streams = String::from_utf8_lossy(&probe.stdout);
+    // Streams are listed once per program too: count distinct indices.
+    let distinct: std::collections::HashSet<&str> =
+        streams.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        distinct.iter().filter(|l| l.ends_with("h264")).count(),
+        2,
+        "ffprobe on the ABR MPD: {streams} / {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    assert!(streams.contains("aac"), "{streams}");
+    // The late rendition's segments decode.
+    let mut parts = vec!["init_v_2.mp4".to_owned()];
+    parts.extend(sink2.segments("seg_v_2_"));
+    let (codec, n, err) = probe_frames(&sink2.concat("all_v_2.mp4", &parts));
+    assert_eq!(codec, "h264", "{err}");
+    assert!(n >= 300, "frames of the late rendition: {n}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
