@@ -24,7 +24,7 @@ test-deps: ## install what the tests drive (ffmpeg, chromium, systemd-analyze)
 	@build/test-deps.sh
 
 test: test-deps ## the whole test suite
-	$(CARGO) test --workspace --no-fail-fast
+	CARGO=$(CARGO) build/run-tests.sh
 	build/test-install.sh
 
 lint: ## clippy, warnings are errors

@@ -48,7 +48,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(App::run(loaded.config, shutdown_signal())) {
+    let run = async {
+        let signals = ShutdownSignals::install();
+        App::run(loaded.config, signals.recv()).await
+    };
+    match runtime.block_on(run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ open_streamer::AppError::Config { .. }) => {
             tracing::error!("invalid configuration: {e}");
@@ -61,30 +65,66 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!("cannot listen for Ctrl-C: {e}");
-            std::future::pending::<()>().await;
-        }
-    };
+/// SIGINT (Ctrl-C) and SIGTERM, with their handlers installed *now*.
+///
+/// Installing them before anything is bound matters: the HTTP server answers
+/// `/healthz` from its own task, so a supervisor may send SIGTERM as soon as
+/// the process looks alive — a handler installed lazily on the first poll of
+/// the shutdown future could still be missing then, and the default action
+/// would kill the process without a graceful stop.
+struct ShutdownSignals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    /// Must run inside the runtime (the signal driver belongs to it).
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let install = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!("cannot listen for {name}: {e}");
+                    None
+                }
+            };
+            Self {
+                interrupt: install(SignalKind::interrupt(), "SIGINT"),
+                terminate: install(SignalKind::terminate(), "SIGTERM"),
             }
-            Err(e) => {
-                tracing::error!("cannot listen for SIGTERM: {e}");
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Resolves on the first of the signals.
+    async fn recv(self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = next(self.interrupt) => tracing::info!("received SIGINT"),
+                () = next(self.terminate) => tracing::info!("received SIGTERM"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::error!("cannot listen for Ctrl-C: {e}");
                 std::future::pending::<()>().await;
             }
+            tracing::info!("received Ctrl-C");
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("received SIGINT"),
-        () = term => tracing::info!("received SIGTERM"),
     }
 }
