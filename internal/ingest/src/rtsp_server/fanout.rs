@@ -103,8 +103,8 @@ struct State {
     tx: Option<broadcast::Sender<Arc<Unit>>>,
     /// Per track: next sequence number, last RTP timestamp.
     next: Vec<(u16, u32)>,
-    /// Media clock reference: a recent PTS (90 kHz) and when it was seen.
-    clock: Option<(i64, Instant)>,
+    /// Media clock: which PTS (90 kHz) corresponds to which instant.
+    clock: Option<MediaClock>,
     /// Per track: (RTP timestamp offset, clock rate).
     timing: Vec<(u32, u32)>,
 }
@@ -199,7 +199,7 @@ impl RtspFanout {
         let first = backlog.first().map(|u| (u.track, u.pts));
         let start_pts = first
             .map(|(_, p)| p)
-            .or(state.clock.map(|(p, _)| p))
+            .or(state.clock.map(|c| c.pts_at(Instant::now())))
             .unwrap_or(0);
         // Audio queued before the keyframe's presentation time would start
         // before the start instant: left out.
@@ -229,15 +229,54 @@ impl RtspFanout {
     /// reports: one media clock for every track keeps them in sync).
     pub(crate) fn rtp_now(&self, track: usize) -> Option<u32> {
         let state = self.state();
-        let (pts, at) = state.clock?;
+        let pts = state.clock?.pts_at(Instant::now());
         let (offset, rate) = *state.timing.get(track)?;
-        let elapsed = i64::try_from(at.elapsed().as_micros()).unwrap_or(i64::MAX) * 9 / 100;
-        Some(offset.wrapping_add(rescale(pts + elapsed, os_av::CLOCK_HZ, rate) as u32))
+        Some(offset.wrapping_add(rescale(pts, os_av::CLOCK_HZ, rate) as u32))
     }
 
     pub(crate) fn record_lag(&self, skipped: u64) {
         self.inner.lag_events.fetch_add(1, Ordering::Relaxed);
         self.inner.skipped.fetch_add(skipped, Ordering::Relaxed);
+    }
+}
+
+/// The wall-clock ↔ media-time mapping behind sender reports.
+///
+/// Receivers re-time every packet from the latest sender report (ffmpeg
+/// adds the NTP distance between reports to the RTP distance since the
+/// last one), so successive reports must describe one straight line: a
+/// mapping re-anchored on every unit would carry the audio/video interleave
+/// skew and the scheduling delay of the moment into each report, and
+/// players would see timestamps step back by tens of milliseconds. The
+/// anchor only moves when the media clock and the wall clock part by more
+/// than [`MediaClock::MAX_DRIFT`] (a source switch, a stall, a clock that
+/// runs fast) — one step, where the media itself jumped.
+#[derive(Debug, Clone, Copy)]
+struct MediaClock {
+    pts: i64,
+    at: Instant,
+}
+
+impl MediaClock {
+    /// Half a second, 90 kHz.
+    const MAX_DRIFT: i64 = 45_000;
+
+    fn new(pts: i64, at: Instant) -> Self {
+        Self { pts, at }
+    }
+
+    /// The media time (90 kHz) at `now` on the current line.
+    fn pts_at(&self, now: Instant) -> i64 {
+        let elapsed = now.saturating_duration_since(self.at).as_micros();
+        let ticks = i64::try_from(elapsed * 9 / 100).unwrap_or(i64::MAX);
+        self.pts.saturating_add(ticks)
+    }
+
+    /// A unit with presentation time `pts` was sent at `now`.
+    fn observe(&mut self, pts: i64, now: Instant) {
+        if (pts - self.pts_at(now)).abs() > Self::MAX_DRIFT {
+            *self = Self::new(pts, now);
+        }
     }
 }
 
@@ -584,7 +623,11 @@ async fn run(inner: Arc<Inner>, cancel: CancellationToken) {
                     u.rtp_ts,
                 );
             }
-            state.clock = Some((pts, Instant::now()));
+            let now = Instant::now();
+            match &mut state.clock {
+                Some(clock) => clock.observe(pts, now),
+                None => state.clock = Some(MediaClock::new(pts, now)),
+            }
             if let Some(tx) = &state.tx {
                 // Err only when no player is subscribed right now.
                 let _ = tx.send(u);
@@ -620,6 +663,28 @@ mod tests {
         assert_eq!(on_channel(&f, 0), f);
         assert_eq!(on_channel(&f, 4)[1], 4);
         assert_eq!(rtp_of(&f), p);
+    }
+
+    #[test]
+    fn media_clock_stays_on_one_line_through_jitter_and_moves_on_a_jump() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut c = MediaClock::new(90_000, t0);
+        // Audio 80 ms ahead of video, units handled up to 120 ms late: the
+        // line (and so every sender report) stays where it was.
+        for (pts, late) in [(93_600, 0), (90_000 + 7_200 + 3_600, 120), (99_000, 40)] {
+            let at = t0 + ms(u64::try_from((pts - 90_000) / 90).unwrap()) + ms(late);
+            c.observe(pts, at);
+            assert_eq!(c.pts_at(t0 + ms(1000)), 180_000);
+        }
+        // A source switch: media time jumps 10 s ahead; one step, then a
+        // new straight line.
+        c.observe(1_000_000, t0 + ms(2000));
+        assert_eq!(c.pts_at(t0 + ms(2000)), 1_000_000);
+        assert_eq!(c.pts_at(t0 + ms(3000)), 1_090_000);
+        // A stall longer than the allowed drift: re-anchored too.
+        c.observe(1_090_000, t0 + ms(4000));
+        assert_eq!(c.pts_at(t0 + ms(4000)), 1_090_000);
     }
 
     /// Feed a test vector into a fresh buffer and return the fanout.
