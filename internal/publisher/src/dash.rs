@@ -157,7 +157,7 @@ impl Feed {
 
     /// Feed one reader item; returns what the packager asks for. With
     /// `origin` (ABR), the packager's time origin is the shared one, set by
-    /// the first unit of any rendition.
+    /// the first keyframe of any rendition (units before it are skipped).
     pub(crate) fn item(
         &mut self,
         packager: &mut DashPackager,
@@ -196,6 +196,13 @@ impl Feed {
                     au.discontinuity |= std::mem::take(&mut self.break_pending[k]);
                     let now = SystemTime::now();
                     if let Some(origin) = origin.as_deref_mut() {
+                        // The shared origin is the first keyframe any
+                        // rendition sees: audio read ahead of it at a join
+                        // would put that keyframe before the origin.
+                        let key = au.codec.kind() == TrackKind::Video && au.keyframe;
+                        if origin.is_none() && !key {
+                            continue;
+                        }
                         let (dts, at) = *origin.get_or_insert((au.dts, now));
                         packager.set_time_origin(dts, at);
                     }

@@ -11,7 +11,7 @@
 //! Each rendition has its own [`DashPackager`] (same settings as the
 //! single-rendition publisher). The transcoder keeps the input timestamps
 //! in every rendition and forces keyframes at the same times, so the
-//! packagers share one time origin (the first unit any rendition delivers,
+//! packagers share one time origin (the first keyframe any rendition delivers,
 //! [`DashPackager::set_time_origin`]): the same media time is the same
 //! instant in every rendition, and segments are cut at the same keyframes.
 //! Each video Representation carries its own `SegmentTemplate` +

@@ -404,6 +404,9 @@ impl DashPackager {
         if self.availability_start.is_none() {
             self.availability_start = Some(now);
         }
+        if kind == TrackKind::Video && au.keyframe {
+            self.start_at_first_keyframe(au.dts);
+        }
         let out_dts = self.map_time(kind, au.dts, au.discontinuity);
         if self.fixed_origin && out_dts < 0 {
             // Before the shared origin.
@@ -436,6 +439,39 @@ impl DashPackager {
             TrackKind::Audio => self.push_audio(unit, &mut outs)?,
         }
         self.finish(outs, now)
+    }
+
+    /// Before the first picture, put output time 0 at the first keyframe.
+    ///
+    /// The origin is first taken from whichever unit arrives first. When
+    /// that is audio muxed a little after the keyframe it belongs with (a
+    /// reader joining a live stream at an access point sees such audio
+    /// first), the keyframe would land before 0 and its segment could not be
+    /// written. Nothing is written before the first picture, so the origin
+    /// can still move: the audio waiting for it moves along.
+    fn start_at_first_keyframe(&mut self, dts: i64) {
+        if self.video_started || self.audio_only || self.fixed_origin {
+            return;
+        }
+        let Some(offset) = self.offset else {
+            return;
+        };
+        let shift = -(dts + offset);
+        if shift == 0 {
+            return;
+        }
+        self.offset = Some(offset + shift);
+        let audio = &mut self.audio;
+        for (_, a) in &mut audio.pending {
+            a.dts += shift;
+            a.pts = a.pts.saturating_add(shift);
+        }
+        audio.last_out = audio.last_out.map(|t| t + shift);
+        audio.seg_start = audio.seg_start.map(|t| t + shift);
+        audio.end += shift;
+        let video = &mut self.video;
+        video.last_out = video.last_out.map(|t| t + shift);
+        video.end += shift;
     }
 
     fn note_time(track: &mut Track, dts: i64) {

@@ -753,3 +753,93 @@ fn abr_renditions_share_the_timeline() {
     assert!(n >= 300, "frames of the late rendition: {n}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A reader that joins a live stream at an access point can meet audio muxed
+/// just after the keyframe before the keyframe itself. The timeline must
+/// still start at the keyframe, and the first segment must be written (it
+/// used to land before time 0 and fail, so the first video segment spanned
+/// two GOPs and audio started a GOP before video).
+#[test]
+fn audio_ahead_of_the_first_keyframe_at_a_join() {
+    let dir = temp_dir("join");
+    let src = long_vector(&dir);
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let events = demux(&src);
+    let is_key = |e: &Event| matches!(e, Event::AccessUnit(au) if au.codec.kind() == os_av::TrackKind::Video && au.keyframe);
+    // Join at the second keyframe.
+    let start = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| is_key(e))
+        .nth(1)
+        .map(|(i, _)| i)
+        .unwrap();
+    let Event::AccessUnit(key) = &events[start] else {
+        unreachable!()
+    };
+    let key_dts = key.dts;
+    // What a joiner at that access point reads: no audio from before the
+    // keyframe, and the first audio frames after it ahead of it.
+    let audio_after = |e: &Event, after: i64| matches!(e, Event::AccessUnit(au) if au.codec.kind() == os_av::TrackKind::Audio && au.dts > after);
+    let is_audio = |e: &Event| matches!(e, Event::AccessUnit(au) if au.codec.kind() == os_av::TrackKind::Audio);
+    let rest: Vec<Event> = events[start..]
+        .iter()
+        .filter(|e| !is_audio(e) || audio_after(e, key_dts))
+        .cloned()
+        .collect();
+    let lead: Vec<usize> = rest
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| is_audio(e))
+        .map(|(i, _)| i)
+        .take(3)
+        .collect();
+    assert_eq!(lead.len(), 3);
+    let mut joined: Vec<Event> = events[..start]
+        .iter()
+        .filter(|e| matches!(e, Event::Params(_)))
+        .cloned()
+        .collect();
+    joined.extend(lead.iter().map(|&i| rest[i].clone()));
+    joined.extend(
+        rest.iter()
+            .enumerate()
+            .filter(|(i, _)| !lead.contains(i))
+            .map(|(_, e)| e.clone()),
+    );
+
+    let mut sink = Sink::new(out.clone());
+    let mut p = DashPackager::new(DashConfig {
+        window: 4,
+        ..DashConfig::default()
+    })
+    .unwrap();
+    // About three segments: the window still starts at the first one.
+    joined.retain(|e| !matches!(e, Event::AccessUnit(au) if au.dts > key_dts + 7 * 90_000));
+    // `feed` fails the test on any packager error.
+    feed(&mut p, &mut sink, &joined, false);
+    let xml = p
+        .manifest(now0() + Duration::from_secs(20))
+        .unwrap()
+        .to_xml();
+    let timescales: Vec<u64> = attrs(&xml, "SegmentTemplate", "timescale")
+        .into_iter()
+        .map(|t| t.unwrap().parse().unwrap())
+        .collect();
+    let sets = timelines(&xml);
+    assert_eq!(sets.len(), 2, "{xml}");
+    for ((kind, number, segs), scale) in sets.iter().zip(&timescales) {
+        assert_eq!(*number, 1, "{kind}: window starts at the first segment");
+        let (t, d) = segs[0];
+        let (t, d) = (t as f64 / *scale as f64, d as f64 / *scale as f64);
+        assert!(t < 0.05, "{kind}: the first segment starts at {t} s");
+        if kind == "video" {
+            assert!(
+                (d - 2.0).abs() < 0.05,
+                "video: the first segment lasts {d} s"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
