@@ -6,22 +6,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::media::{Kill, Source, decoded_frames, ffprobe_codecs, get, vector};
 use common::{Server, call, config};
 use reqwest::Method;
 use serde_json::json;
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// One adaptation set of the MPD, its timeline expanded.
 #[derive(Debug, Clone)]
@@ -131,14 +123,6 @@ fn parse_mpd(xml: &str) -> Vec<Set> {
     sets
 }
 
-async fn get(s: &Server, path: &str) -> reqwest::Response {
-    s.client
-        .get(s.url(path))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 /// Poll the MPD until every adaptation set lists at least `n` segments and
 /// there are `sets` of them.
 async fn wait_mpd(
@@ -175,52 +159,6 @@ async fn hls_sequence(s: &Server, code: &str) -> u64 {
         .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no media sequence: {text}"))
-}
-
-/// Codec names ffprobe finds in `target`, each once; fails on any error output.
-fn ffprobe_codecs(target: &str) -> Vec<String> {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_name"])
-        .args(["-of", "csv=p=0"])
-        .arg(target)
-        .output()
-        .unwrap_or_else(|e| panic!("ffprobe is required (apt-get install -y ffmpeg): {e}"));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "ffprobe {target}: {stderr}"
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim().trim_end_matches(',').to_string())
-        .filter(|l| !l.is_empty())
-        .fold(Vec::new(), |mut v, c| {
-            if !v.contains(&c) {
-                v.push(c);
-            }
-            v
-        })
-}
-
-/// Decode every frame of `path`; returns the number of decoded frames.
-fn decoded_frames(path: &Path) -> u64 {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_entries"])
-        .args(["stream=nb_read_frames", "-of", "csv=p=0"])
-        .arg(path)
-        .output()
-        .unwrap_or_else(|e| panic!("ffprobe is required (apt-get install -y ffmpeg): {e}"));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "decode {}: {stderr}",
-        path.display()
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .trim_end_matches(',')
-        .parse()
-        .unwrap_or_else(|e| panic!("frame count of {}: {e}", path.display()))
 }
 
 /// Fetch the init segment and every listed media segment of each set,
@@ -429,12 +367,6 @@ async fn rtmp_push_is_published_as_dash_and_toggling_dash_leaves_hls_alone() {
     s.stop().await;
 }
 
-fn vector(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../data/testdata")
-        .join(name)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h265_file_is_published_as_dash() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -500,39 +432,6 @@ async fn h265_file_is_published_as_dash() {
     s.stop().await;
 }
 
-fn push(rtmp: std::net::SocketAddr, size: &str, secs: u32) -> Kill {
-    Kill(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-            .args(["-f", "lavfi", "-i", &format!("testsrc=size={size}:rate=25")])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args([
-                "-t",
-                &secs.to_string(),
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-            ])
-            .args([
-                "-g",
-                "50",
-                "-keyint_min",
-                "50",
-                "-sc_threshold",
-                "0",
-                "-pix_fmt",
-                "yuv420p",
-            ])
-            .args(["-c:a", "aac", "-f", "flv"])
-            .arg(format!("rtmp://{rtmp}/live/sw"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("ffmpeg is required (apt-get install -y ffmpeg): {e}")),
-    )
-}
-
 /// The source changes resolution (the encoder reconnects with other
 /// settings): DASH opens a new Period whose segments decode at the new
 /// size, and HLS marks the switch with a discontinuity.
@@ -560,11 +459,22 @@ async fn source_change_opens_a_new_period() {
         200
     );
 
-    let first = push(rtmp, "640x360", 60);
+    let url = format!("rtmp://{rtmp}/live/sw");
+    let push = |size| {
+        Source {
+            url: &url,
+            size,
+            seconds: 60,
+            gop: 50,
+            preset: "veryfast",
+        }
+        .spawn()
+    };
+    let first = push("640x360");
     let (sets, _) = wait_mpd(&s, "sw", 2, 2, Duration::from_secs(25)).await;
     assert!(sets[0].codecs.starts_with("avc1."));
     drop(first);
-    let _second = push(rtmp, "320x240", 60);
+    let _second = push("320x240");
 
     // Wait for a second Period with 2 segments per track at 320x240.
     let deadline = Instant::now() + Duration::from_secs(40);

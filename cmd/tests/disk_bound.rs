@@ -9,21 +9,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::media::Kill;
 use common::{Server, call, config};
 use reqwest::Method;
 use serde_json::json;
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// (segment files, all files, bytes) in `dir`.
 fn usage(dir: &Path, segment_ext: &str) -> (usize, usize, u64) {

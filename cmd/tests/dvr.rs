@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::failover::{FeedSpec, Feeder, free_udp_port, require};
+use common::media::free_port;
 use open_streamer::App;
 use os_hls::MediaPlaylist;
 use reqwest::Method;
@@ -808,13 +809,6 @@ async fn disk_full_stops_the_recording_cleanly_and_live_hls_continues() {
 // ---- the real binary: restart and SIGTERM ------------------------------
 
 const BIN: &str = env!("CARGO_BIN_EXE_open-streamer");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// The server process, SIGKILLed by PID on drop if still running.
 struct Proc(Option<Child>);

@@ -4,22 +4,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::media::{Kill, ffmpeg_decodes, ffprobe_codecs, get, vector};
 use common::{Server, call, config};
 use reqwest::Method;
 use serde_json::json;
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[derive(Debug, Default)]
 struct Media {
@@ -69,14 +61,6 @@ fn parse_playlist(text: &str) -> Media {
     m
 }
 
-async fn get(s: &Server, path: &str) -> reqwest::Response {
-    s.client
-        .get(s.url(path))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 /// Poll the playlist until it lists at least `n` segments.
 async fn wait_playlist(s: &Server, code: &str, n: usize, limit: Duration) -> (Media, String) {
     let deadline = Instant::now() + limit;
@@ -93,55 +77,6 @@ async fn wait_playlist(s: &Server, code: &str, n: usize, limit: Duration) -> (Me
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     panic!("playlist of {code} did not list {n} segments within {limit:?}; last: {last}");
-}
-
-/// Codec names ffprobe finds in `target` (file or URL), each once (ffprobe
-/// also lists a program's streams under the program); fails on any ffprobe
-/// error output.
-fn ffprobe_codecs(target: &str) -> Vec<String> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(target)
-        .output()
-        .unwrap_or_else(|e| panic!("ffprobe is required (apt-get install -y ffmpeg): {e}"));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "ffprobe {target}: {stderr}"
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim().trim_end_matches(',').to_string())
-        .filter(|l| !l.is_empty())
-        .fold(Vec::new(), |mut v, c| {
-            if !v.contains(&c) {
-                v.push(c);
-            }
-            v
-        })
-}
-
-/// Decode every frame of a file; fails on any decoder error.
-fn ffmpeg_decodes(path: &Path) {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap_or_else(|e| panic!("ffmpeg is required (apt-get install -y ffmpeg): {e}"));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.trim().is_empty(),
-        "decode {}: {stderr}",
-        path.display()
-    );
 }
 
 /// Download the listed segments and check each decodes with the expected codecs.
@@ -251,12 +186,6 @@ async fn rtmp_push_is_published_as_hls() {
     );
     assert_eq!(get(&s, "/demo/index.m3u8").await.status(), 404);
     s.stop().await;
-}
-
-fn vector(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../data/testdata")
-        .join(name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,49 +3,13 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::{Server, call, config, start};
+use common::media::{Kill, vector, wait_status};
+use common::{call, config, start};
 use reqwest::Method;
-use serde_json::{Value, json};
-
-fn vector(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../data/testdata")
-        .join(name)
-}
-
-/// Poll the status until `pred` holds (or fail after `limit`).
-async fn wait_status(
-    s: &Server,
-    code: &str,
-    limit: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + limit;
-    let mut last = Value::Null;
-    while Instant::now() < deadline {
-        let (st, body) = call(s, Method::GET, &format!("/streams/{code}/status"), None).await;
-        assert_eq!(st, 200, "{body}");
-        if pred(&body["data"]) {
-            return body["data"].clone();
-        }
-        last = body;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("status condition not reached within {limit:?}; last status: {last:#}");
-}
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_input_reports_live_figures() {

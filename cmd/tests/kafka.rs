@@ -23,6 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use common::media::{free_port, vector};
 use common::{Server, call, config, serve};
 use open_streamer::App;
 use rdkafka::config::ClientConfig;
@@ -47,11 +48,6 @@ fn tansu_bin() -> PathBuf {
         p.display()
     );
     p
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 /// A TCP relay 127.0.0.1:`port` → 127.0.0.1:`upstream`. Aborting its task
@@ -191,10 +187,6 @@ async fn read_until(c: &StreamConsumer, want: &[(&str, &str)]) -> Vec<(String, V
             .unwrap_or_else(|e| panic!("record value is not JSON: {e}"));
         got.push((key, value));
     }
-}
-
-fn vector(name: &str) -> PathBuf {
-    root().join("data/testdata").join(name)
 }
 
 async fn status(s: &Server, code: &str) -> Value {

@@ -8,67 +8,26 @@ mod common;
 mod rtmp_player;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
+use common::media::{Kill, Source, probe_streams, wait_status};
 use common::{Server, call, config};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_status(
-    s: &Server,
-    code: &str,
-    limit: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + limit;
-    let mut last = Value::Null;
-    while Instant::now() < deadline {
-        let (_, body) = call(s, Method::GET, &format!("/streams/{code}/status"), None).await;
-        if pred(&body["data"]) {
-            return body["data"].clone();
-        }
-        last = body;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("status condition not reached within {limit:?}; last status: {last:#}");
-}
-
 /// ffmpeg pushing `seconds` of 25 fps H.264 + AAC to `rtmp://addr/live/key`.
 fn push(rtmp: SocketAddr, key: &str, size: &str, seconds: u32) -> Kill {
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", &format!("testsrc=size={size}:rate=25")])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", &seconds.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "25",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args(["-c:a", "aac", "-f", "flv"])
-        .arg(format!("rtmp://{rtmp}/live/{key}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("ffmpeg is required (apt-get install -y ffmpeg): {e}"));
-    Kill(child)
+    Source {
+        url: &format!("rtmp://{rtmp}/live/{key}"),
+        size,
+        seconds,
+        gop: 25,
+        preset: "ultrafast",
+    }
+    .spawn()
 }
 
 /// Decode `seconds` of `url` with ffmpeg; returns (video frames, audio frames).
@@ -98,31 +57,6 @@ async fn decode(url: &str, seconds: u32) -> Result<(usize, usize), String> {
     let text = std::fs::read_to_string(&file).map_err(|e| e.to_string())?;
     let count = |p: &str| text.lines().filter(|l| l.starts_with(p)).count();
     Ok((count("0,"), count("1,")))
-}
-
-/// ffprobe's view of the first video and audio streams: (codec, width, height), (codec, rate).
-async fn probe(url: &str) -> Result<Value, String> {
-    let out = tokio::process::Command::new("ffprobe")
-        .args(["-v", "error"])
-        .args([
-            "-show_entries",
-            "stream=codec_type,codec_name,width,height,sample_rate",
-        ])
-        .args(["-of", "json", url])
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(30), out)
-        .await
-        .map_err(|_| format!("{url}: ffprobe did not finish"))?
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "{url}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
 }
 
 fn check_probe(v: &Value, url: &str) {
@@ -191,7 +125,9 @@ async fn ffmpeg_plays_rtmp_and_srt() {
     // SRT first: see the known issue in docs/DESIGN.md (an SRT player that
     // connects right after an RTMP player of the same server may get no data).
     for url in [&srt_url, &srt_ac, &rtmp_url] {
-        let v = probe(url).await.unwrap_or_else(|e| panic!("{e}"));
+        let v = probe_streams(url, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         check_probe(&v, url);
         let (video, audio) = decode(url, 3).await.unwrap_or_else(|e| panic!("{e}"));
         // 3 s at 25 fps; 48 kHz AAC is ~47 frames/s.
@@ -274,7 +210,10 @@ async fn bad_play_requests_are_refused_cleanly() {
         "%23%21%3A%3Ar%3Dlive%2Fnope%2Cm%3Drequest",
     ] {
         let url = format!("srt://{srt}?streamid={sid}&connect_timeout=3000000");
-        assert!(probe(&url).await.is_err(), "{sid} must be refused");
+        assert!(
+            probe_streams(&url, &[]).await.is_err(),
+            "{sid} must be refused"
+        );
     }
     malformed_amf(rtmp).await.unwrap_or_else(|e| panic!("{e}"));
     // Garbage instead of a handshake.

@@ -7,47 +7,13 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, call, config};
+use common::media::{Kill, Source, free_port, wait_status};
+use common::{call, config};
 use reqwest::Method;
-use serde_json::{Value, json};
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-async fn wait_status(
-    s: &Server,
-    code: &str,
-    limit: Duration,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + limit;
-    let mut last = Value::Null;
-    while Instant::now() < deadline {
-        let (_, body) = call(s, Method::GET, &format!("/streams/{code}/status"), None).await;
-        if pred(&body["data"]) {
-            return body["data"].clone();
-        }
-        last = body;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("status condition not reached within {limit:?}; last status: {last:#}");
-}
+use serde_json::json;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
@@ -176,29 +142,16 @@ fn nginx(prefix: &Path, rtmp_port: u16, tls_port: Option<u16>) -> Kill {
     Kill(child)
 }
 
+/// ffmpeg pushing `seconds` of 640x360 H.264 + AAC to `rtmp://addr/live/key`.
 fn push_source(rtmp: SocketAddr, key: &str, seconds: u32) -> Kill {
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", &seconds.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "25",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args(["-c:a", "aac", "-f", "flv"])
-        .arg(format!("rtmp://{rtmp}/live/{key}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("ffmpeg is required: {e}"));
-    Kill(child)
+    Source {
+        url: &format!("rtmp://{rtmp}/live/{key}"),
+        size: "640x360",
+        seconds,
+        gop: 25,
+        preset: "ultrafast",
+    }
+    .spawn()
 }
 
 /// Decode 2 s of `url`: (video frames, audio frames, "codec,width,height").

@@ -6,9 +6,10 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::media::{Kill, probe_streams};
 use common::{Server, call, config};
 use os_rtsp::rtp::RtpHeader;
 use reqwest::Method;
@@ -16,15 +17,6 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn init_log() {
     let _ = tracing_subscriber::fmt()
@@ -120,35 +112,13 @@ async fn wait_active(s: &Server, code: &str) {
     panic!("{code} did not become active");
 }
 
-/// ffprobe's streams of `url` over `transport` (empty: ffmpeg's default,
-/// UDP first, then TCP).
+/// ffprobe over RTSP with `transport` (`tcp`, `udp`, or "" for ffmpeg's default).
 async fn probe(url: &str, transport: &str) -> Result<Value, String> {
-    let mut cmd = tokio::process::Command::new("ffprobe");
-    cmd.args(["-v", "error"]);
+    let mut args = vec!["-timeout", "10000000"];
     if !transport.is_empty() {
-        cmd.args(["-rtsp_transport", transport]);
+        args.extend(["-rtsp_transport", transport]);
     }
-    let out = cmd
-        .args(["-timeout", "10000000"])
-        .args([
-            "-show_entries",
-            "stream=codec_type,codec_name,width,height,sample_rate,channels",
-        ])
-        .args(["-of", "json", url])
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(30), out)
-        .await
-        .map_err(|_| format!("{url}: ffprobe did not finish"))?
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "{url} ({transport}): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+    probe_streams(url, &args).await
 }
 
 /// Decode `seconds` of `url` with ffmpeg; returns (video frames, audio frames).

@@ -11,21 +11,13 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::media::{Kill, vector};
 use common::{Server, call, config};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn tc_config(data: &Path, hls: &Path, max_workers: usize, max_restarts: u32) -> os_config::Config {
     let mut c = config(data, "");
@@ -35,12 +27,6 @@ fn tc_config(data: &Path, hls: &Path, max_workers: usize, max_restarts: u32) -> 
     c.transcoder.max_workers = max_workers;
     c.transcoder.max_restarts = max_restarts;
     c
-}
-
-fn vector(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../data/testdata")
-        .join(name)
 }
 
 async fn get_text(s: &Server, path: &str) -> Option<String> {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod failover;
+pub mod media;
 
 use std::net::SocketAddr;
 use std::path::Path;
