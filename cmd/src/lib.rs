@@ -138,7 +138,7 @@ impl App {
             None
         };
 
-        let hub = Arc::new(Hub::new());
+        let hub = Arc::new(Hub::with_max_bytes(config.buffer.max_bytes));
         let registry = PushRegistry::new();
         let events = Arc::new(EventBus::new());
         if !config.metrics.addr.is_empty() {

@@ -90,11 +90,17 @@ impl Default for Storage {
 pub struct Buffer {
     /// Ring capacity per stream, in MPEG-TS chunks.
     pub capacity: usize,
+    /// Bytes a ring keeps beyond its GOP cache: older chunks are released
+    /// early (a reader that far behind resumes at a keyframe).
+    pub max_bytes: u64,
 }
 
 impl Default for Buffer {
     fn default() -> Self {
-        Self { capacity: 1000 }
+        Self {
+            capacity: 1000,
+            max_bytes: 4 << 20,
+        }
     }
 }
 
@@ -388,6 +394,12 @@ impl Config {
         }
         if self.buffer.capacity == 0 || self.buffer.capacity > 1_000_000 {
             return bad("buffer.capacity", "must be between 1 and 1000000".into());
+        }
+        if self.buffer.max_bytes < 64 << 10 || self.buffer.max_bytes > 1 << 40 {
+            return bad(
+                "buffer.max_bytes",
+                "must be between 65536 and 1099511627776".into(),
+            );
         }
         if self.transcoder.max_workers == 0 || self.transcoder.max_workers > 1024 {
             return bad(

@@ -152,6 +152,11 @@ fn errors_name_the_key_and_reason() {
         ),
         (
             "",
+            &[("OPEN_STREAMER_BUFFER_MAX_BYTES", "1000")],
+            "buffer.max_bytes: must be between 65536 and 1099511627776",
+        ),
+        (
+            "",
             &[("OPEN_STREAMER_LISTENERS_RTMP_PORT", "70000")],
             "listeners.rtmp.port",
         ),

@@ -15,6 +15,10 @@ use crate::{Chunk, Closed};
 /// Sequence value meaning "none" (no access point written yet).
 pub(crate) const NONE: u64 = u64::MAX;
 
+/// Default byte budget of a buffer beyond its GOP cache: 4 MiB, about 16 s
+/// of a 2 Mb/s stream.
+pub const DEFAULT_MAX_BYTES: u64 = 4 << 20;
+
 /// One ring slot. `seq == NONE` means never written.
 #[derive(Debug, Clone)]
 pub(crate) struct Slot {
@@ -25,6 +29,9 @@ pub(crate) struct Slot {
     pub entry: Option<Bytes>,
     pub access_point: bool,
     pub discontinuity: bool,
+    /// Released early to keep the ring within its byte budget: the data is
+    /// gone, a reader that reaches it has fallen behind.
+    pub evicted: bool,
 }
 
 impl Slot {
@@ -34,7 +41,16 @@ impl Slot {
         entry: None,
         access_point: false,
         discontinuity: false,
+        evicted: false,
     };
+
+    /// Bytes this slot keeps alive.
+    fn held(&self) -> u64 {
+        if self.seq == NONE || self.evicted {
+            return 0;
+        }
+        (self.data.len() + self.entry.as_ref().map_or(0, Bytes::len)) as u64
+    }
 
     pub(crate) fn to_chunk(&self, resume: bool) -> Chunk {
         let data = match (&self.entry, resume) {
@@ -59,6 +75,8 @@ struct WriteState {
     pieces: Vec<Piece>,
     /// The next written piece carries the discontinuity flag.
     discontinuity: bool,
+    /// Bytes held by the readable slots (`tail .. head`).
+    held: u64,
 }
 
 /// Buffer-wide counters, updated by the writer and by lagging readers.
@@ -76,9 +94,16 @@ pub(crate) struct Counters {
 
 /// A ring of MPEG-TS chunks for one buffer id, with any number of readers.
 ///
-/// The writer side ([`Buffer::write`]) is synchronous and O(1) per chunk: it
-/// stores the chunk in the slot `seq % capacity` (overwriting the oldest) and
-/// wakes the readers that are waiting. It never waits for a reader: readers
+/// The writer side ([`Buffer::write`]) is synchronous and O(1) per chunk
+/// (amortised): it stores the chunk in the slot `seq % capacity`
+/// (overwriting the oldest) and wakes the readers that are waiting.
+///
+/// Two bounds hold what the ring keeps: `capacity` chunks, and a byte
+/// budget (`max_bytes`). Past the budget the writer releases the oldest
+/// chunks early — never the GOP cache (from the latest access point on), so
+/// a joiner still starts at a keyframe; a long GOP makes the ring hold more.
+/// Chunk counts alone would keep tens of seconds of a high-bitrate stream
+/// (a chunk is a frame's worth) for no reader's benefit. It never waits for a reader: readers
 /// hold a slot's read lock only for the time of a `Bytes` clone, and never
 /// across an `.await`.
 #[derive(Debug)]
@@ -91,6 +116,12 @@ pub struct Buffer {
     /// are readable. Stored (Release) by the writer after the slot is
     /// filled; loaded (Acquire) by readers.
     head: AtomicU64,
+    /// Oldest sequence number whose data is still held (at least
+    /// `head - capacity`); raised by the writer when the byte budget is
+    /// exceeded.
+    tail: AtomicU64,
+    /// Byte budget of the held chunks (see the type's documentation).
+    max_bytes: u64,
     /// Sequence number of the latest access point (`NONE` before the first):
     /// the start of the GOP cache. Stored by the writer, read at subscribe.
     latest_ap: AtomicU64,
@@ -110,13 +141,22 @@ pub struct Buffer {
 }
 
 impl Buffer {
-    /// A buffer holding `capacity` chunks (at least 1).
+    /// A buffer holding `capacity` chunks (at least 1) within the default
+    /// byte budget ([`DEFAULT_MAX_BYTES`]).
     pub fn new(id: impl Into<String>, capacity: usize) -> Self {
+        Self::with_max_bytes(id, capacity, DEFAULT_MAX_BYTES)
+    }
+
+    /// A buffer holding `capacity` chunks (at least 1) and, beyond the GOP
+    /// cache, at most `max_bytes` of them.
+    pub fn with_max_bytes(id: impl Into<String>, capacity: usize, max_bytes: u64) -> Self {
         let capacity = capacity.max(1);
         Self {
             id: id.into(),
             slots: (0..capacity).map(|_| RwLock::new(Slot::EMPTY)).collect(),
             head: AtomicU64::new(0),
+            tail: AtomicU64::new(0),
+            max_bytes,
             latest_ap: AtomicU64::new(NONE),
             closed: AtomicBool::new(false),
             notify: Notify::new(),
@@ -124,6 +164,7 @@ impl Buffer {
                 splitter: Splitter::new(),
                 pieces: Vec::new(),
                 discontinuity: false,
+                held: 0,
             }),
             counters: Counters::default(),
             readers: Mutex::new(HashMap::new()),
@@ -150,6 +191,26 @@ impl Buffer {
         self.head.load(Ordering::Acquire)
     }
 
+    /// Bytes the readable chunks keep alive now.
+    pub fn held_bytes(&self) -> u64 {
+        self.write
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .held
+    }
+
+    /// The byte budget (see the type's documentation).
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// The oldest sequence number still readable, given `head` (loaded
+    /// before): within the capacity and not released for the byte budget.
+    pub(crate) fn oldest(&self, head: u64) -> u64 {
+        head.saturating_sub(self.cap())
+            .max(self.tail.load(Ordering::Acquire))
+    }
+
     /// Whether [`Buffer::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
@@ -174,10 +235,12 @@ impl Buffer {
         self.counters
             .video_frames
             .fetch_add(frames, Ordering::Relaxed);
-        for piece in st.pieces.drain(..) {
+        let mut pieces = std::mem::take(&mut st.pieces);
+        for piece in pieces.drain(..) {
             let disc = std::mem::take(&mut st.discontinuity);
-            self.publish(piece.data, piece.entry, piece.access_point, disc);
+            self.publish(st, piece.data, piece.entry, piece.access_point, disc);
         }
+        st.pieces = pieces;
         self.notify.notify_waiters();
         Ok(())
     }
@@ -191,7 +254,7 @@ impl Buffer {
             return Err(Closed);
         }
         let disc = std::mem::take(&mut st.discontinuity);
-        self.publish(data, None, access_point, disc);
+        self.publish(&mut st, data, None, access_point, disc);
         drop(st);
         self.notify.notify_waiters();
         Ok(())
@@ -205,26 +268,34 @@ impl Buffer {
         st.splitter = Splitter::new();
     }
 
-    /// Store one ring entry. Caller holds the write state lock.
-    fn publish(&self, data: Bytes, entry: Option<Bytes>, access_point: bool, disc: bool) {
+    /// Store one ring entry, then keep the ring within its byte budget.
+    /// Caller holds the write state lock (`st`).
+    fn publish(
+        &self,
+        st: &mut WriteState,
+        data: Bytes,
+        entry: Option<Bytes>,
+        access_point: bool,
+        disc: bool,
+    ) {
         let seq = self.head.load(Ordering::Relaxed);
         let len = data.len() as u64;
-        let idx = (seq % self.cap()) as usize;
-        if let Some(slot) = self.slots.get(idx) {
-            let old = {
-                let mut s = slot.write().unwrap_or_else(PoisonError::into_inner);
-                std::mem::replace(
-                    &mut *s,
-                    Slot {
-                        seq,
-                        data,
-                        entry,
-                        access_point,
-                        discontinuity: disc,
-                    },
-                )
-            };
-            // The evicted chunk is freed outside the lock.
+        let slot = Slot {
+            seq,
+            data,
+            entry,
+            access_point,
+            discontinuity: disc,
+            evicted: false,
+        };
+        let held = slot.held();
+        if let Some(s) = self.slot(seq) {
+            let old = std::mem::replace(
+                &mut *s.write().unwrap_or_else(PoisonError::into_inner),
+                slot,
+            );
+            st.held = st.held.saturating_sub(old.held()) + held;
+            // The overwritten chunk is freed outside the lock.
             drop(old);
         }
         if access_point {
@@ -233,6 +304,38 @@ impl Buffer {
         }
         self.counters.bytes.fetch_add(len, Ordering::Relaxed);
         self.head.store(seq + 1, Ordering::Release);
+        self.release_over_budget(st, seq);
+    }
+
+    /// Release the oldest chunks while the ring holds more than its byte
+    /// budget, keeping the GOP cache (from the latest access point on) and
+    /// the newest chunk (`newest`).
+    fn release_over_budget(&self, st: &mut WriteState, newest: u64) {
+        let floor = (newest + 1).saturating_sub(self.cap());
+        let mut tail = self.tail.load(Ordering::Relaxed).max(floor);
+        let ap = self.latest_ap.load(Ordering::Relaxed);
+        let keep_from = if ap != NONE && ap >= floor && ap <= newest {
+            ap
+        } else {
+            newest
+        };
+        while st.held > self.max_bytes && tail < keep_from {
+            if let Some(s) = self.slot(tail) {
+                let released = {
+                    let mut s = s.write().unwrap_or_else(PoisonError::into_inner);
+                    if s.seq == tail && !s.evicted {
+                        st.held = st.held.saturating_sub(s.held());
+                        s.evicted = true;
+                        Some((std::mem::take(&mut s.data), s.entry.take()))
+                    } else {
+                        None
+                    }
+                };
+                drop(released);
+            }
+            tail += 1;
+        }
+        self.tail.store(tail, Ordering::Release);
     }
 
     /// Close the buffer: further writes fail; readers get every chunk still
@@ -249,7 +352,7 @@ impl Buffer {
     /// access point after falling behind. `name` appears in the stats.
     pub fn subscribe(self: &Arc<Self>, name: impl Into<String>) -> Reader {
         let head = self.head();
-        let oldest = head.saturating_sub(self.cap());
+        let oldest = self.oldest(head);
         let ap = self.latest_ap.load(Ordering::Acquire);
         let start = if ap != NONE && ap >= oldest { ap } else { head };
         self.reader(name.into(), start, false)

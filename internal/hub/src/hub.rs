@@ -3,21 +3,37 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::buffer::Buffer;
+use crate::buffer::{Buffer, DEFAULT_MAX_BYTES};
 use crate::stats::BufferStats;
 
 /// All buffers of the process, by id (`<code>`, `$raw$<code>`,
 /// `$r$<code>$track_N`, or any other string).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Hub {
     /// Buffers by id. The hub holds one `Arc` per buffer; writers and
     /// readers hold their own, so a removed buffer lives until they let go.
     buffers: Mutex<HashMap<String, Arc<Buffer>>>,
+    /// Byte budget of every buffer it creates (`buffer.max_bytes`).
+    max_bytes: u64,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::with_max_bytes(DEFAULT_MAX_BYTES)
+    }
 }
 
 impl Hub {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A hub whose buffers keep at most `max_bytes` beyond their GOP cache.
+    pub fn with_max_bytes(max_bytes: u64) -> Self {
+        Self {
+            buffers: Mutex::new(HashMap::new()),
+            max_bytes,
+        }
     }
 
     /// The buffer `id`, created with `capacity` chunks (`buffer.capacity`)
@@ -27,7 +43,7 @@ impl Hub {
         if let Some(b) = map.get(id) {
             return Arc::clone(b);
         }
-        let b = Arc::new(Buffer::new(id, capacity));
+        let b = Arc::new(Buffer::with_max_bytes(id, capacity, self.max_bytes));
         map.insert(id.to_owned(), Arc::clone(&b));
         tracing::debug!(buffer = id, capacity, "buffer created");
         b

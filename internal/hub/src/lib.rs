@@ -25,7 +25,7 @@ mod stats;
 
 use bytes::Bytes;
 
-pub use buffer::Buffer;
+pub use buffer::{Buffer, DEFAULT_MAX_BYTES};
 pub use hub::Hub;
 pub use reader::Reader;
 pub use stats::{BufferStats, ReaderStats};

@@ -142,7 +142,6 @@ impl Reader {
         if let Some(chunk) = self.pending.take() {
             return Ok(self.deliver(chunk));
         }
-        let cap = self.buf.cap();
         loop {
             let closed = self.buf.is_closed();
             let head = self.buf.head();
@@ -154,8 +153,9 @@ impl Reader {
                     TryRecvError::Empty
                 });
             }
-            if head - self.cursor > cap {
-                if let Some(lost) = self.overrun(head - cap) {
+            let oldest = self.buf.oldest(head);
+            if self.cursor < oldest {
+                if let Some(lost) = self.overrun(oldest) {
                     return Ok(Item::Lagged { lost });
                 }
                 continue;
@@ -167,20 +167,23 @@ impl Reader {
                 let s = slot
                     .read()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if s.seq == self.cursor {
+                if s.seq == self.cursor && !s.evicted {
                     match self.mode {
-                        Mode::Live => Ok(Some(s.to_chunk(false))),
-                        Mode::Seeking { .. } if s.access_point => Ok(Some(s.to_chunk(true))),
-                        Mode::Seeking { .. } => Ok(None),
+                        Mode::Live => Slot::Chunk(s.to_chunk(false)),
+                        Mode::Seeking { .. } if s.access_point => Slot::Chunk(s.to_chunk(true)),
+                        Mode::Seeking { .. } => Slot::Skip,
                     }
+                } else if s.seq == NONE || s.seq < self.cursor {
+                    // Not written yet (cannot happen with cursor < head).
+                    Slot::NotYet
                 } else {
-                    // Overwritten between the head check and the lock (the
-                    // slot can only hold a newer chunk here).
-                    Err(s.seq)
+                    // Overwritten, or released for the byte budget, between
+                    // the check above and the lock.
+                    Slot::Gone
                 }
             };
             match got {
-                Ok(Some(chunk)) => {
+                Slot::Chunk(chunk) => {
                     self.cursor += 1;
                     if let Mode::Seeking { lost_from } = self.mode {
                         self.mode = Mode::Live;
@@ -195,13 +198,10 @@ impl Reader {
                     }
                     return Ok(self.deliver(chunk));
                 }
-                Ok(None) => self.cursor += 1,
-                Err(newer) if newer == NONE || newer < self.cursor => {
-                    // Not written yet (cannot happen with cursor < head).
-                    return Err(TryRecvError::Empty);
-                }
-                Err(newer) => {
-                    let oldest = (newer + 1).saturating_sub(cap);
+                Slot::Skip => self.cursor += 1,
+                Slot::NotYet => return Err(TryRecvError::Empty),
+                Slot::Gone => {
+                    let oldest = self.buf.oldest(self.buf.head());
                     if let Some(lost) = self.overrun(oldest.max(self.cursor + 1)) {
                         return Ok(Item::Lagged { lost });
                     }
@@ -251,6 +251,16 @@ impl Reader {
         self.counters.cursor.store(self.cursor, Ordering::Relaxed);
         Item::Chunk(chunk)
     }
+}
+
+/// What a reader found in its cursor's slot.
+enum Slot {
+    Chunk(Chunk),
+    /// Not an access point while seeking one.
+    Skip,
+    NotYet,
+    /// Overwritten or released: the reader fell behind.
+    Gone,
 }
 
 impl Drop for Reader {

@@ -290,3 +290,76 @@ async fn stress_fast_and_stalled_readers() {
     assert_eq!(st.lag_events, 20);
     assert_eq!(st.dropped, 20 * 1900);
 }
+
+/// A 1 KiB chunk carrying its sequence number.
+fn big(seq: u64) -> Bytes {
+    let mut v = vec![0u8; 1024];
+    v[..8].copy_from_slice(&seq.to_be_bytes());
+    Bytes::from(v)
+}
+
+fn fill_big(buf: &Buffer, n: u64, ap: impl Fn(u64) -> bool) {
+    for _ in 0..n {
+        let seq = buf.head();
+        buf.write_raw(big(seq), ap(seq)).ok();
+    }
+}
+
+#[test]
+fn byte_budget_releases_old_chunks_but_keeps_the_gop_cache() {
+    // Room for 1,000 chunks, budget 16 KiB: GOPs of 10 chunks (10 KiB).
+    let buf = Arc::new(Buffer::with_max_bytes("s", 1000, 16 << 10));
+    let mut slow = buf.subscribe_raw("slow");
+    fill_big(&buf, 500, |seq| seq % 10 == 0);
+    // Held: within the budget, or exactly the GOP cache when that is larger.
+    assert!(buf.held_bytes() <= 16 << 10, "{}", buf.held_bytes());
+    // A joiner still starts at the latest keyframe, with the whole GOP.
+    let mut joiner = buf.subscribe("join");
+    let first = expect_chunk(joiner.try_recv());
+    assert_eq!((first.seq, first.access_point), (490, true));
+    assert_eq!(&first.data[..8], &490u64.to_be_bytes());
+    for seq in 491..500 {
+        assert_eq!(expect_chunk(joiner.try_recv()).seq, seq);
+    }
+    // A raw reader left at 0 lost what was released, counted, and goes on
+    // with the oldest chunk still held.
+    match slow.try_recv() {
+        Ok(Item::Lagged { lost }) => assert!((480..=490).contains(&lost), "lost {lost}"),
+        other => panic!("expected Lagged, got {other:?}"),
+    }
+    let c = expect_chunk(slow.try_recv());
+    assert!(c.seq >= 480 && c.seq <= 490, "resumed at {}", c.seq);
+    assert_eq!(&c.data[..8], &c.seq.to_be_bytes());
+    assert_eq!(buf.stats().dropped, c.seq);
+}
+
+#[test]
+fn a_gop_longer_than_the_budget_is_kept_whole() {
+    let buf = Arc::new(Buffer::with_max_bytes("s", 1000, 4 << 10));
+    // One keyframe, then 40 KiB of the same GOP: ten times the budget.
+    fill_big(&buf, 41, |seq| seq == 0);
+    assert_eq!(buf.held_bytes(), 41 << 10);
+    let mut joiner = buf.subscribe("join");
+    for seq in 0..41 {
+        assert_eq!(expect_chunk(joiner.try_recv()).seq, seq);
+    }
+    // The next keyframe lets the old GOP go.
+    fill_big(&buf, 2, |seq| seq == 41);
+    assert!(buf.held_bytes() <= 4 << 10, "{}", buf.held_bytes());
+}
+
+#[test]
+fn an_in_step_reader_loses_nothing_to_the_budget() {
+    let buf = Arc::new(Buffer::with_max_bytes("s", 1000, 8 << 10));
+    fill_big(&buf, 1, |_| true);
+    let mut r = buf.subscribe("r");
+    for seq in 0..5000u64 {
+        if seq > 0 {
+            fill_big(&buf, 1, |s| s % 25 == 0);
+        }
+        let c = expect_chunk(r.try_recv());
+        assert_eq!(c.seq, seq);
+        assert_eq!(&c.data[..8], &seq.to_be_bytes());
+    }
+    assert_eq!(r.lost(), 0);
+}
