@@ -96,6 +96,18 @@ impl Row {
             .map(|(_, v)| v)
     }
 
+    /// Number of distinct trials any subject of this row was measured in.
+    pub fn trials(&self) -> usize {
+        let mut t: Vec<u32> = self
+            .subjects
+            .iter()
+            .flat_map(|(_, v)| v.keys().copied())
+            .collect();
+        t.sort_unstable();
+        t.dedup();
+        t.len()
+    }
+
     /// Summary of `subject`'s values over its trials.
     pub fn summary(&self, subject: &str) -> Option<Summary> {
         let v: Vec<f64> = self.values(subject)?.values().copied().collect();
@@ -230,12 +242,18 @@ pub fn num(v: f64) -> String {
     }
 }
 
-fn triple(s: &Summary) -> String {
-    if s.count == 1 {
+/// The cell of a summary; `trials` is how many trials the row has, so a
+/// subject measured in fewer says so.
+fn triple(s: &Summary, trials: usize) -> String {
+    let mut c = if s.count == 1 {
         format!("**{}**", num(s.median))
     } else {
         format!("{} / **{}** / {}", num(s.min), num(s.median), num(s.max))
+    };
+    if s.count < trials {
+        let _ = write!(c, " ({} of {trials} trials)", s.count);
     }
+    c
 }
 
 fn goal_text(goal: &Goal, better: Better, unit: &str) -> String {
@@ -385,12 +403,15 @@ pub fn render(header: &Header, runs: &[Run], figures: &[Figure]) -> String {
                 cell(&r.unit)
             );
             for sub in &subjects {
-                let c = r.summary(sub).map(|x| triple(&x)).unwrap_or_default();
+                let c = r
+                    .summary(sub)
+                    .map(|x| triple(&x, r.trials()))
+                    .unwrap_or_default();
                 let _ = write!(line, " {c} |");
             }
             for p in &peers {
                 let c = summarize(&r.ratios(p))
-                    .map(|x| triple(&x))
+                    .map(|x| triple(&x, r.trials()))
                     .unwrap_or_default();
                 let _ = write!(line, " {c} |");
             }
@@ -543,6 +564,16 @@ mod tests {
         let ours = row.summary(OURS).unwrap_or_else(|| panic!("none"));
         assert_eq!(ours.median, 140.0);
         assert!(goal_cell(row).contains("**MISSED** by 11 % (0.800×)"));
+        // The peer was measured in 3 of the row's 4 trials, and so is the ratio.
+        let text = render(&Header::default(), &[], &figures);
+        assert!(
+            text.contains("| 100 / **100** / 100 (3 of 4 trials) |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| 0.500 / **0.800** / 2.00 (3 of 4 trials) |"),
+            "{text}"
+        );
     }
 
     #[test]
