@@ -40,6 +40,7 @@ if [ "${1:-}" = "--inside" ]; then
   results="$out/results.jsonl"
   scale="${BENCH_TIMEOUT_SCALE:-1}"
   runs_file="$out/runs.txt"
+  count_lines() { if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi; }
   : > "$runs_file"
   for line in "${SCENARIOS[@]}"; do
     read -r name bench full_limit quick_limit <<<"$line"
@@ -51,6 +52,7 @@ if [ "${1:-}" = "--inside" ]; then
     limit=$(awk -v l="$limit" -v s="$scale" 'BEGIN { printf "%d", l * s }')
     log="$out/logs/$name.log"
     exe="$(cat "$out/exe/$bench" 2>/dev/null || true)"
+    before=$(count_lines "$results")
     start=$(date +%s.%N)
     if [ -z "$exe" ] || [ ! -x "$exe" ]; then
       echo "no bench target named $bench (cmd/benches/$bench.rs)" > "$log"
@@ -73,8 +75,9 @@ if [ "${1:-}" = "--inside" ]; then
       esac
     fi
     secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
-    echo "   $name: $status (${secs} s, log $log)"
-    printf '%s|%s|%s|%s\n' "$name" "$status" "$secs" "$log" >> "$runs_file"
+    figures=$(( $(count_lines "$results") - before ))
+    echo "   $name: $status, $figures figures (${secs} s, log $log)"
+    printf '%s|%s|%s|%s|%s\n' "$name" "$status" "$secs" "$figures" "$log" >> "$runs_file"
   done
   exit 0
 fi

@@ -36,6 +36,9 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 const SCENARIO: &str = "Input failover";
 
+/// Reads one figure's value from a trial.
+type Get = fn(&Trial) -> f64;
+
 const FEED: FeedSpec<'static> = FeedSpec {
     size: "640x360",
     tone: 1000,
@@ -231,7 +234,7 @@ fn main() {
             "failover benchmark: {case}, input_packet_timeout_sec {timeout}, {trials} trials"
         );
         let f = |metric: &str, unit: &str| Figure::new(SCENARIO, case, metric, unit, Better::Lower);
-        let figures: [(Figure, fn(&Trial) -> f64); 8] = [
+        let figures: [(Figure, Get); 8] = [
             (
                 f("kill → first whole backup video frame at a hub reader", "s")
                     .goal(Goal::Absolute { value: 1.0 }),

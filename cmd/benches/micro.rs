@@ -277,7 +277,11 @@ fn main() {
     let hub = |readers: usize| {
         let f = Figure::new(
             HUB,
-            format!("{readers} readers"),
+            match readers {
+                1 => "1 reader".to_string(),
+                10_000 => "10,000 readers".to_string(),
+                n => format!("{n} readers"),
+            },
             "write + try_recv, per chunk per reader",
             "ns",
             Better::Lower,

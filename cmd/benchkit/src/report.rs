@@ -298,6 +298,8 @@ pub struct Run {
     /// "ok", or why it failed ("exit 101", "timeout after 900 s", "missing").
     pub status: String,
     pub seconds: f64,
+    /// Figures it printed, when known.
+    pub figures: Option<usize>,
     /// Last lines of its log, shown when it failed.
     pub log_tail: String,
 }
@@ -348,17 +350,21 @@ pub fn render(header: &Header, runs: &[Run], figures: &[Figure]) -> String {
 
     if !runs.is_empty() {
         let _ = writeln!(out, "## Scenarios run\n");
-        let _ = writeln!(out, "| scenario | result | time |\n|---|---|---:|");
+        let _ = writeln!(
+            out,
+            "| scenario | result | figures | time |\n|---|---|---:|---:|"
+        );
         for r in runs {
+            let result = match (r.status.as_str(), r.figures) {
+                ("ok", Some(0)) => "ok, but it printed no figures".to_string(),
+                ("ok", _) => "ok".to_string(),
+                (why, _) => format!("**failed**: {}", cell(why)),
+            };
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} s |",
+                "| {} | {result} | {} | {:.0} s |",
                 cell(&r.name),
-                if r.status == "ok" {
-                    "ok".to_string()
-                } else {
-                    format!("**failed**: {}", cell(&r.status))
-                },
+                r.figures.map_or("—".to_string(), |n| n.to_string()),
                 r.seconds
             );
         }
@@ -613,17 +619,20 @@ mod tests {
                 name: "a".into(),
                 status: "ok".into(),
                 seconds: 3.0,
+                figures: Some(0),
                 log_tail: String::new(),
             },
             Run {
                 name: "b".into(),
                 status: "exit 101".into(),
                 seconds: 1.0,
+                figures: None,
                 log_tail: "thread 'main' panicked".into(),
             },
         ];
         let text = render(&Header::default(), &runs, &[]);
-        assert!(text.contains("| b | **failed**: exit 101 | 1 s |"));
+        assert!(text.contains("| a | ok, but it printed no figures | 0 | 3 s |"));
+        assert!(text.contains("| b | **failed**: exit 101 | — | 1 s |"));
         assert!(text.contains("thread 'main' panicked"));
     }
 

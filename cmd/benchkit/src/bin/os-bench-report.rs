@@ -2,19 +2,19 @@
 //!
 //! ```text
 //! os-bench-report --results FILE --out FILE [--title TEXT] [--note TEXT]...
-//!     [--version NAME=VALUE]... [--run NAME|STATUS|SECONDS|LOG]...
+//!     [--version NAME=VALUE]... [--run NAME|STATUS|SECONDS|FIGURES|LOG]...
 //! ```
 //!
 //! `--run` lists a scenario the suite ran: its status ("ok" or why it
-//! failed), its duration and its log, whose last lines are shown when it
-//! failed. The machine (CPU, cores, RAM, kernel) is read from /proc.
+//! failed), its duration, how many figures it printed, and its log, whose
+//! last lines are shown when it failed. The machine (CPU, cores, RAM, kernel) is read from /proc.
 
 use std::process::ExitCode;
 
 use os_bench::report::{Header, Run, machine, render, utc_date};
 
 const USAGE: &str = "usage: os-bench-report --results FILE --out FILE [--title TEXT] \
-                     [--note TEXT]... [--version NAME=VALUE]... [--run NAME|STATUS|SECONDS|LOG]...";
+                     [--note TEXT]... [--version NAME=VALUE]... [--run NAME|STATUS|SECONDS|FIGURES|LOG]...";
 
 fn log_tail(path: &str, lines: usize) -> String {
     match std::fs::read(path) {
@@ -52,15 +52,16 @@ fn main() -> ExitCode {
                 header.versions.push((k.to_string(), v.to_string()));
             }
             "--run" => {
-                let parts: Vec<&str> = value.splitn(4, '|').collect();
-                let [name, status, seconds, log] = parts[..] else {
-                    eprintln!("--run wants NAME|STATUS|SECONDS|LOG, got {value}");
+                let parts: Vec<&str> = value.splitn(5, '|').collect();
+                let [name, status, seconds, figures, log] = parts[..] else {
+                    eprintln!("--run wants NAME|STATUS|SECONDS|FIGURES|LOG, got {value}");
                     return ExitCode::from(2);
                 };
                 runs.push(Run {
                     name: name.to_string(),
                     status: status.to_string(),
                     seconds: seconds.parse().unwrap_or(f64::NAN),
+                    figures: figures.parse().ok(),
                     log_tail: if status == "ok" {
                         String::new()
                     } else {
