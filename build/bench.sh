@@ -133,12 +133,13 @@ for line in "${SCENARIOS[@]}"; do
 done
 
 ns="os-bench-$$-$RANDOM"
+ns_made=0
 inner=""
 cleanup() {
   if [ -n "$inner" ]; then
     kill -TERM "$inner" 2>/dev/null || true
   fi
-  if ip netns list 2>/dev/null | grep -qw "$ns"; then
+  if [ "$ns_made" = 1 ]; then
     # Anything still running in the namespace was started by this run.
     for p in $(ip netns pids "$ns" 2>/dev/null); do
       kill -KILL "$p" 2>/dev/null || true
@@ -149,6 +150,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 ip netns add "$ns"
+ns_made=1
 ip -n "$ns" link set lo up
 
 ip netns exec "$ns" "$0" --inside "$out" "$quick" "$only" &
