@@ -15,7 +15,8 @@
 //! 854x480 FLV (GOP 2 s, AAC), so encoding costs nothing during the
 //! measurement. Server CPU comes from /proc/<pid>/stat (user+system) over
 //! the window after a warm-up, memory from VmRSS at its end; both are
-//! divided by the number of publishers. "Streams with a playlist" checks
+//! divided by the number of publishers. Every subject cuts 2 s segments
+//! and lists 6 in its playlist. "Streams with a playlist" checks
 //! each subject actually produced HLS for every stream.
 
 mod support;

@@ -344,7 +344,7 @@ pub fn xiu_path() -> PathBuf {
 }
 
 /// xiu with RTMP on `rtmp` and HLS (served on `hls`, files under
-/// `dir/live/<stream>/`), or `None` with the reason when it cannot run here.
+/// `dir/live/<stream>/`), or why it cannot run here.
 pub fn xiu_hls(dir: &Path, rtmp: u16, hls: u16) -> Result<Proc, String> {
     let bin = xiu_path();
     if !bin.exists() {
@@ -358,9 +358,10 @@ pub fn xiu_hls(dir: &Path, rtmp: u16, hls: u16) -> Result<Proc, String> {
     }
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     // The [hls.s3] table is needed (disabled): without it xiu 0.14 panics
-    // when a stream starts.
+    // when a stream starts. Segments of 2 s and a window of 6, as the other
+    // subjects (xiu's default fragment is 5 s).
     let conf = format!(
-        "[rtmp]\nenabled = true\nport = {rtmp}\n\n[hls]\nenabled = true\nport = {hls}\nneed_record = false\n\n\
+        "[rtmp]\nenabled = true\nport = {rtmp}\n\n[hls]\nenabled = true\nport = {hls}\nneed_record = false\nfragment = 2\nlive_ts_count = 6\n\n\
          [hls.s3]\nenabled = false\nbucket = \"unused\"\nregion = \"unused\"\n\n\
          [authsecret]\nkey = \"\"\npassword = \"\"\n\n[log]\nlevel = \"error\"\n"
     );
