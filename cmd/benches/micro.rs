@@ -17,8 +17,9 @@
 //!   input per CPU second). Ours is timed with the thread's on-CPU time
 //!   (`/proc/thread-self/schedstat`); the peer is
 //!   `ffmpeg -i file -c copy -f mpegts -y /dev/null`, timed with its user +
-//!   system time (`/proc/self/stat`, reaped children), with the file in the
-//!   page cache.
+//!   system time (bash's `times`), with the file in the page cache; that
+//!   includes ffmpeg's start-up, which weighs more on the quick run's
+//!   smaller file.
 
 mod support;
 
@@ -76,22 +77,36 @@ fn thread_cpu() -> f64 {
         .map_or(f64::NAN, |ns| ns / 1e9)
 }
 
-/// User + system seconds of reaped children, from /proc/self/stat.
-fn children_cpu() -> f64 {
-    let tck: f64 = Command::new("getconf")
-        .arg("CLK_TCK")
+/// Run ffmpeg with `args` under bash and return its user + system CPU
+/// seconds, from bash's `times` (getrusage of the reaped child, ms
+/// precision; /proc's clock ticks are too coarse for a short run).
+fn ffmpeg_cpu(args: &[&str]) -> f64 {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(r#""$@" >/dev/null 2>&1 || echo failed; times"#)
+        .arg("bash")
+        .args([
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+        ])
+        .args(args)
         .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0);
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(0.0))
-        .collect();
-    // After ")": cutime is field 13, cstime 14.
-    (f.get(13).copied().unwrap_or(0.0) + f.get(14).copied().unwrap_or(0.0)) / tck
+        .unwrap_or_else(|e| panic!("bash: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.starts_with("failed"), "ffmpeg {args:?} failed");
+    // Second line of `times`: children's user and system time, "XmY.ZZZs XmY.ZZZs".
+    let line = text.lines().nth(1).unwrap_or_default();
+    line.split_whitespace()
+        .map(|t| {
+            let t = t.trim_end_matches('s');
+            let (m, s) = t.split_once('m').unwrap_or(("0", t));
+            m.parse::<f64>().unwrap_or(f64::NAN) * 60.0 + s.parse::<f64>().unwrap_or(f64::NAN)
+        })
+        .sum()
 }
 
 fn ffmpeg(args: &[&str]) {
@@ -343,8 +358,7 @@ fn main() {
         let remux_cpu = remux_cpu / remux_passes as f64;
         let mux_cpu = mux_cpu / mux_passes as f64;
         let out_bytes = out_bytes / mux_passes;
-        let c0 = children_cpu();
-        ffmpeg(&[
+        let ff_cpu = ffmpeg_cpu(&[
             "-i",
             &file.to_string_lossy(),
             "-c",
@@ -353,7 +367,6 @@ fn main() {
             "mpegts",
             "/dev/null",
         ]);
-        let ff_cpu = children_cpu() - c0;
         println!(
             "  trial {trial}: {units} access units; demux {:.2} GB/s ({cpu:.3} s with events kept, {cpu2:.4} s without), mux {:.2} GB/s out ({mux_cpu:.4} s), remux {:.2} GB/s ({remux_cpu:.4} s), ffmpeg -c copy {:.2} GB/s ({ff_cpu:.2} s)",
             gb / cpu2,
