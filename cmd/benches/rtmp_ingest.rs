@@ -33,7 +33,8 @@ const XIU: &str = "xiu";
 
 struct Measure {
     cpu_percent: f64,
-    rss_kib: u64,
+    /// NaN when the server could not be sampled (it died).
+    rss_kib: f64,
     alive: usize,
     playlists: usize,
 }
@@ -43,19 +44,25 @@ fn measure(
     publishers: &mut [Proc],
     warmup: Duration,
     window: Duration,
-) -> (f64, u64, usize) {
+) -> (f64, f64, usize) {
     std::thread::sleep(warmup);
-    let (cpu0, _) = sample(pid).unwrap_or((f64::NAN, 0));
+    let before = sample(pid);
     let t0 = Instant::now();
     std::thread::sleep(window);
-    let (cpu1, rss) = sample(pid).unwrap_or((f64::NAN, 0));
+    let after = sample(pid);
     let secs = t0.elapsed().as_secs_f64();
     let alive = publishers
         .iter_mut()
         .map(|p| matches!(p.0.try_wait(), Ok(None)))
         .filter(|alive| *alive)
         .count();
-    ((cpu1 - cpu0) / secs * 100.0, rss, alive)
+    match (before, after) {
+        (Some((cpu0, _)), Some((cpu1, rss))) => ((cpu1 - cpu0) / secs * 100.0, rss as f64, alive),
+        _ => {
+            println!("  server process {pid} could not be sampled (exited?): not measured");
+            (f64::NAN, f64::NAN, alive)
+        }
+    }
 }
 
 /// Streams whose playlist lists at least one segment.
@@ -207,11 +214,11 @@ fn main() {
                     m.playlists,
                     m.cpu_percent,
                     m.cpu_percent / n as f64,
-                    m.rss_kib as f64 / 1024.0,
-                    m.rss_kib as f64 / 1024.0 / n as f64
+                    m.rss_kib / 1024.0,
+                    m.rss_kib / 1024.0 / n as f64
                 );
                 emit(&cpu.value(subject, trial, m.cpu_percent / n as f64));
-                emit(&rss.value(subject, trial, m.rss_kib as f64 / 1024.0 / n as f64));
+                emit(&rss.value(subject, trial, m.rss_kib / 1024.0 / n as f64));
                 emit(&ok.value(subject, trial, m.playlists as f64 * 100.0 / n as f64));
             };
             let sub = |name: &str| {
