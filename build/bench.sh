@@ -59,7 +59,7 @@ if [ "${1:-}" = "--inside" ]; then
       status="missing: no bench $bench"
     else
       echo "== $name: $exe --bench (time bound ${limit} s)"
-      # Own session and process group: whatever the bench leaves behind
+      # setsid: a process group of its own, so whatever the bench leaves behind
       # (ffmpeg, nginx, xiu) is killed with the group afterwards.
       set +e
       BENCH_RESULTS="$results" setsid timeout --kill-after=20 "$limit" "$exe" --bench > "$log" 2>&1 &
