@@ -6,7 +6,7 @@ BIN          := bin/open-streamer
 CONFIG       ?= config/config.yaml
 FUZZ_SECONDS ?= 20
 
-.PHONY: help build run test test-deps lint fmt fmt-check check bench bench-peers bench-failover bench-transcode openapi \
+.PHONY: help build run test test-deps lint fmt fmt-check check bench bench-quick bench-micro bench-peers bench-failover bench-transcode openapi \
         fuzz-smoke install-service uninstall-service clean
 
 help: ## list targets
@@ -38,8 +38,14 @@ fmt-check: ## fail if the code is not formatted
 
 check: fmt-check lint test ## fmt + lint + test
 
-bench: test-deps ## benchmarks (criterion + loopback harnesses)
-	$(CARGO) bench --workspace
+bench: ## the benchmark suite, 3 trials per figure (long) → docs/BENCHMARKS.md
+	CARGO=$(CARGO) build/bench.sh
+
+bench-quick: ## the benchmark suite, 1 trial, small sizes (a few minutes); report in the target dir
+	CARGO=$(CARGO) build/bench.sh --quick
+
+bench-micro: ## criterion micro-benchmarks of the hub, MPEG-TS, fMP4, FLV (their own output)
+	$(CARGO) bench -p os-hub -p os-mpegts -p os-fmp4 -p os-flv
 
 bench-peers: ## install the benchmark peers (nginx-rtmp, wrk; xiu built into .tools/xiu)
 	@build/bench-peers.sh

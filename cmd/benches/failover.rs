@@ -2,9 +2,9 @@
 //! to the first backup frame a reader of the stream gets, and how clean the
 //! timeline stays (hot and cold standby), plus failback.
 //!
-//! `make bench-failover` (also part of `make bench`). Knobs:
-//! `BENCH_TRIALS` (5 per standby mode), `BENCH_TIMEOUT` (input packet
-//! timeout, seconds, 0.5).
+//! `make bench-failover` (also part of `make bench`). Trials: `BENCH_RUNS`
+//! (3 per standby mode). Knob: `BENCH_TIMEOUT` (input packet timeout,
+//! seconds, 0.5).
 //!
 //! Each trial: two real ffmpeg feeders (H.264 + AAC, 25 fps, 1 s GOP) send
 //! MPEG-TS over UDP to inputs of priority 0 and 1 of one stream of the real
@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use common::failover::{FeedSpec, Feeder, Watch, free_udp_port};
 use open_streamer::App;
+use os_bench::{Better, Figure, Goal, OURS, emit, runs};
 use os_events::EventType;
 use reqwest::Method;
 use serde_json::json;
@@ -33,6 +34,11 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+const SCENARIO: &str = "Input failover";
+
+/// Reads one figure's value from a trial.
+type Get = fn(&Trial) -> f64;
+
 const FEED: FeedSpec<'static> = FeedSpec {
     size: "640x360",
     tone: 1000,
@@ -40,7 +46,7 @@ const FEED: FeedSpec<'static> = FeedSpec {
     seconds: 600,
 };
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 struct Trial {
     degraded_ms: f64,
     failover_event_ms: f64,
@@ -51,6 +57,24 @@ struct Trial {
     failback_ms: f64,
     rtmp_frame_ms: f64,
     rtmp_max_step_ms: f64,
+}
+
+impl Default for Trial {
+    /// Not measured (NaN) until a trial sets it: a figure never reports a
+    /// time that was not observed.
+    fn default() -> Self {
+        Self {
+            degraded_ms: f64::NAN,
+            failover_event_ms: f64::NAN,
+            hub_chunk_ms: f64::NAN,
+            hub_frame_ms: f64::NAN,
+            largest_step_frames: f64::NAN,
+            failback_step_frames: f64::NAN,
+            failback_ms: f64::NAN,
+            rtmp_frame_ms: f64::NAN,
+            rtmp_max_step_ms: f64::NAN,
+        }
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -69,7 +93,7 @@ async fn wait_active(s: &common::Server, code: &str, want: u32, limit: Duration)
     false
 }
 
-async fn trial(hot: bool, n: usize, timeout: f64) -> Option<Trial> {
+async fn trial_run(hot: bool, n: usize, timeout: f64) -> Option<Trial> {
     let dir = tempfile::tempdir().ok()?;
     let mut c = common::config(dir.path(), "");
     c.manager.input_packet_timeout_sec = timeout;
@@ -135,8 +159,8 @@ async fn trial(hot: bool, n: usize, timeout: f64) -> Option<Trial> {
     for (ty, at, _) in &timeline {
         let d = (*at - wall_killed).num_microseconds().unwrap_or(0) as f64 / 1000.0;
         match ty {
-            EventType::InputDegraded if t.degraded_ms == 0.0 => t.degraded_ms = d,
-            EventType::InputFailover if t.failover_event_ms == 0.0 => t.failover_event_ms = d,
+            EventType::InputDegraded if t.degraded_ms.is_nan() => t.degraded_ms = d,
+            EventType::InputFailover if t.failover_event_ms.is_nan() => t.failover_event_ms = d,
             _ => {}
         }
     }
@@ -196,21 +220,8 @@ async fn trial(hot: bool, n: usize, timeout: f64) -> Option<Trial> {
     Some(t)
 }
 
-fn stats(label: &str, v: &mut [f64]) {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    if v.is_empty() {
-        return;
-    }
-    eprintln!(
-        "  {label:<48} min {:>8.1}  median {:>8.1}  max {:>8.1}",
-        v[0],
-        v[v.len() / 2],
-        v[v.len() - 1]
-    );
-}
-
 fn main() {
-    let trials: usize = env_or("BENCH_TRIALS", 5);
+    let trials = runs();
     let timeout: f64 = env_or("BENCH_TIMEOUT", 0.5);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -218,47 +229,56 @@ fn main() {
         .build()
         .unwrap_or_else(|e| panic!("runtime: {e}"));
     for hot in [true, false] {
+        let case = if hot { "hot standby" } else { "cold standby" };
         eprintln!(
-            "failover benchmark: {} standby, input_packet_timeout_sec {timeout}, {trials} trials",
-            if hot { "hot" } else { "cold" }
+            "failover benchmark: {case}, input_packet_timeout_sec {timeout}, {trials} trials"
         );
-        let results: Vec<Trial> = (0..trials)
-            .filter_map(|n| rt.block_on(trial(hot, n, timeout)))
-            .collect();
-        let col = |f: fn(&Trial) -> f64| results.iter().map(f).collect::<Vec<_>>();
-        stats("kill → input.degraded (ms)", &mut col(|t| t.degraded_ms));
-        stats(
-            "kill → input.failover (ms)",
-            &mut col(|t| t.failover_event_ms),
-        );
-        stats(
-            "kill → first backup chunk at a hub reader (ms)",
-            &mut col(|t| t.hub_chunk_ms),
-        );
-        stats(
-            "kill → first whole backup video frame (ms)",
-            &mut col(|t| t.hub_frame_ms),
-        );
-        stats(
-            "kill → first backup frame at an RTMP player (ms)",
-            &mut col(|t| t.rtmp_frame_ms),
-        );
-        stats(
-            "primary back → failback switch (ms)",
-            &mut col(|t| t.failback_ms),
-        );
-        stats(
-            "largest video DTS step, both switches (frames)",
-            &mut col(|t| t.largest_step_frames),
-        );
-        stats(
-            "largest RTMP timestamp step, both switches (ms)",
-            &mut col(|t| t.rtmp_max_step_ms),
-        );
-        eprintln!(
-            "  goal: kill → first backup frame ≤ 1000 ms; failback step 1 frame (no gap); {}/{} trials completed",
-            results.len(),
-            trials
-        );
+        let f = |metric: &str, unit: &str| Figure::new(SCENARIO, case, metric, unit, Better::Lower);
+        let figures: [(Figure, Get); 8] = [
+            (
+                f("kill → first whole backup video frame at a hub reader", "s")
+                    .goal(Goal::Absolute { value: 1.0 }),
+                |t| t.hub_frame_ms / 1000.0,
+            ),
+            (f("kill → first backup chunk at a hub reader", "s"), |t| {
+                t.hub_chunk_ms / 1000.0
+            }),
+            (f("kill → input.degraded", "s"), |t| {
+                t.degraded_ms / 1000.0
+            }),
+            (f("kill → input.failover", "s"), |t| {
+                t.failover_event_ms / 1000.0
+            }),
+            (
+                f("kill → first backup frame at an RTMP player", "s"),
+                |t| t.rtmp_frame_ms / 1000.0,
+            ),
+            (f("primary back → failback switch", "s"), |t| {
+                t.failback_ms / 1000.0
+            }),
+            (
+                f("largest video DTS step over both switches", "frames")
+                    .goal(Goal::Absolute { value: 1.0 }),
+                |t| t.largest_step_frames,
+            ),
+            (
+                f("largest RTMP timestamp step over both switches", "ms"),
+                |t| t.rtmp_max_step_ms,
+            ),
+        ];
+        let mut completed = 0;
+        for trial in 1..=trials {
+            match rt.block_on(trial_run(hot, trial as usize - 1, timeout)) {
+                Some(t) => {
+                    completed += 1;
+                    eprintln!("  trial {trial}: {t:?}");
+                    for (fig, get) in &figures {
+                        emit(&fig.value(OURS, trial, get(&t)));
+                    }
+                }
+                None => eprintln!("  trial {trial}: did not complete"),
+            }
+        }
+        eprintln!("  {case}: {completed}/{trials} trials completed");
     }
 }

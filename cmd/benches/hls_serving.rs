@@ -9,8 +9,8 @@
 //! its playlist lists a full window; then the publisher stops so the files
 //! stay put, and they are copied for nginx (`sendfile on`, access log off,
 //! as many workers as CPUs). wrk requests the listed segments round-robin
-//! (and, separately, the playlist); the two servers alternate, twice each,
-//! and the best run of each counts.
+//! (and, separately, the playlist); the two servers alternate, `BENCH_RUNS`
+//! (3) trials each (`BENCH_QUICK=1`: 4 s per wrk run).
 
 mod support;
 
@@ -18,7 +18,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use os_bench::{Better, Figure, Goal, OURS, emit, runs};
 use support::{Server, asked_to_bench, curl, env_or, free_port, make_source, nginx, publish};
+
+const SCENARIO: &str = "HLS serving";
+const NGINX: &str = "nginx";
 
 struct Wrk {
     rps: f64,
@@ -97,7 +101,7 @@ fn main() {
     if !asked_to_bench("hls_serving") {
         return;
     }
-    let secs: u64 = env_or("BENCH_SECONDS", 10);
+    let secs: u64 = env_or("BENCH_SECONDS", if support::quick() { 4 } else { 10 });
     let conns: u32 = env_or("BENCH_CONNECTIONS", 32);
     let bitrate: String = env_or("BENCH_BITRATE", "2M".to_string());
     assert!(
@@ -168,19 +172,20 @@ fn main() {
         "playlist.lua",
         &["/bench/index.m3u8".to_string()],
     );
+    let trials = runs();
     println!(
-        "{} segments of {mean_kb:.0} KiB mean ({bitrate}b/s video), wrk -t2 -c{conns} -d{secs}s, servers alternate, best of 2",
+        "{} segments of {mean_kb:.0} KiB mean ({bitrate}b/s video), wrk -t2 -c{conns} -d{secs}s, servers alternate, {trials} trials",
         segments.len()
     );
-    println!();
-    println!(
-        "| request | open-streamer GETs/s | nginx GETs/s | ratio (goal ≥ 0.9) | open-streamer CPU/GET | nginx CPU/GET | open-streamer p99 | nginx p99 |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (what, script) in [("segment", &seg_script), ("playlist", &pl_script)] {
-        let mut ours: Option<Wrk> = None;
-        let mut theirs: Option<Wrk> = None;
-        for _ in 0..2 {
+        let rps = Figure::new(SCENARIO, what, "GETs per second", "GET/s", Better::Higher).goal(
+            Goal::Ratio {
+                peer: NGINX.into(),
+                ratio: 0.9,
+            },
+        );
+        let cpu = Figure::new(SCENARIO, what, "server CPU per GET", "µs", Better::Lower);
+        for trial in 1..=trials {
             let o = wrk(&server.base, &[server.pid()], script, secs, conns);
             let mut ng_pids = vec![ng.0.id()];
             ng_pids.extend(support::children(ng.0.id()));
@@ -188,27 +193,13 @@ fn main() {
             assert_eq!(o.non_2xx, 0, "open-streamer answered errors");
             assert_eq!(n.non_2xx, 0, "nginx answered errors");
             println!(
-                "  run: {what} open-streamer {:.0}/s ({}/s, {:.0} µs CPU/GET), nginx {:.0}/s ({}/s, {:.0} µs CPU/GET)",
-                o.rps, o.transfer, o.cpu_us, n.rps, n.transfer, n.cpu_us
+                "  trial {trial}: {what} open-streamer {:.0}/s ({}/s, {:.0} µs CPU/GET, p99 {}), nginx {:.0}/s ({}/s, {:.0} µs CPU/GET, p99 {})",
+                o.rps, o.transfer, o.cpu_us, o.p99, n.rps, n.transfer, n.cpu_us, n.p99
             );
-            if ours.as_ref().is_none_or(|b| o.rps > b.rps) {
-                ours = Some(o);
-            }
-            if theirs.as_ref().is_none_or(|b| n.rps > b.rps) {
-                theirs = Some(n);
-            }
-        }
-        if let (Some(o), Some(n)) = (ours, theirs) {
-            println!(
-                "| {what} | {:.0} | {:.0} | **{:.2}** | {:.0} µs | {:.0} µs | {} | {} |",
-                o.rps,
-                n.rps,
-                o.rps / n.rps.max(1.0),
-                o.cpu_us,
-                n.cpu_us,
-                o.p99,
-                n.p99
-            );
+            emit(&rps.value(OURS, trial, o.rps));
+            emit(&rps.value(NGINX, trial, n.rps));
+            emit(&cpu.value(OURS, trial, o.cpu_us));
+            emit(&cpu.value(NGINX, trial, n.cpu_us));
         }
     }
     drop(ng);

@@ -316,3 +316,78 @@ pub fn dir_usage(dir: &Path) -> (usize, u64) {
     }
     (files, bytes)
 }
+
+/// Whether this process runs in a network namespace other than the
+/// initial one (xiu binds 0.0.0.0, so it only runs inside one). Compares
+/// /proc/self/ns/net with /proc/1/ns/net; where that is not readable, with
+/// the namespaces `ip netns add` made (/run/netns).
+pub fn in_private_netns() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(own) = std::fs::metadata("/proc/self/ns/net") else {
+        return false;
+    };
+    if let Ok(init) = std::fs::metadata("/proc/1/ns/net") {
+        return (own.dev(), own.ino()) != (init.dev(), init.ino());
+    }
+    std::fs::read_dir("/run/netns")
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| std::fs::metadata(e.path()).ok())
+                .any(|m| m.ino() == own.ino())
+        })
+        .unwrap_or(false)
+}
+
+/// The xiu binary `build/bench-peers.sh` installs.
+pub fn xiu_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/xiu/bin/xiu")
+}
+
+/// xiu with RTMP on `rtmp` and HLS (served on `hls`, files under
+/// `dir/live/<stream>/`), or why it cannot run here.
+pub fn xiu_hls(dir: &Path, rtmp: u16, hls: u16) -> Result<Proc, String> {
+    let bin = xiu_path();
+    if !bin.exists() {
+        return Err("xiu is not installed (make bench-peers)".into());
+    }
+    if !in_private_netns() {
+        return Err(
+            "xiu binds 0.0.0.0, so it runs only inside a private network namespace (make bench does that)"
+                .into(),
+        );
+    }
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    // The [hls.s3] table is needed (disabled): without it xiu 0.14 panics
+    // when a stream starts. Segments of 2 s and a window of 6, as the other
+    // subjects (xiu's default fragment is 5 s).
+    let conf = format!(
+        "[rtmp]\nenabled = true\nport = {rtmp}\n\n[hls]\nenabled = true\nport = {hls}\nneed_record = false\nfragment = 2\nlive_ts_count = 6\n\n\
+         [hls.s3]\nenabled = false\nbucket = \"unused\"\nregion = \"unused\"\n\n\
+         [authsecret]\nkey = \"\"\npassword = \"\"\n\n[log]\nlevel = \"error\"\n"
+    );
+    let path = dir.join("xiu.toml");
+    std::fs::write(&path, conf).map_err(|e| e.to_string())?;
+    let log = std::fs::File::create(dir.join("xiu.log")).map_err(|e| e.to_string())?;
+    let child = Command::new(&bin)
+        .arg("-c")
+        .arg(&path)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    let proc = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", rtmp)).is_err() {
+        if Instant::now() > deadline {
+            return Err("xiu did not listen within 10 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(proc)
+}
+
+/// `BENCH_QUICK=1`: the suite's short version (smaller sizes, shorter windows).
+pub fn quick() -> bool {
+    std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1")
+}

@@ -13,6 +13,8 @@
 
 use std::io::Write;
 
+pub mod report;
+
 use serde::{Deserialize, Serialize};
 
 /// Printed before each figure's JSON on stdout.

@@ -14,7 +14,7 @@
 //! - An access point, as delivered to a reader that starts there, begins with
 //!   PAT + PMT and then the keyframe, so it can be decoded on its own.
 //!
-//! See `docs/BENCHMARKS.md` ("Buffer hub") for the measured costs and the
+//! See `docs/PERFORMANCE.md` ("Buffer hub") for the measured costs and the
 //! reasons behind the design.
 
 mod access;
