@@ -2,13 +2,12 @@
 //! and keeps figures the manager judges health by. Cheap: packet headers
 //! and PES start codes only, no demuxing.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use os_hub::{Buffer, Item};
-use os_mpegts::{PACKET_SIZE, SYNC_BYTE};
+use os_mpegts::{PACKET_SIZE, PidMap, SYNC_BYTE};
 use tokio_util::sync::CancellationToken;
 
 /// Figures of one input since its start. Times are milliseconds since the
@@ -99,8 +98,8 @@ enum Kind {
 /// What the sampler knows of the PIDs of one input.
 #[derive(Debug, Default)]
 pub(crate) struct Scan {
-    kinds: HashMap<u16, Kind>,
-    cc: HashMap<u16, u8>,
+    kinds: PidMap<Kind>,
+    cc: PidMap<u8>,
 }
 
 impl Scan {
@@ -140,7 +139,7 @@ impl Scan {
                 };
                 self.kinds.insert(pid, kind);
             }
-            match self.kinds.get(&pid) {
+            match self.kinds.get(pid) {
                 Some(Kind::Video) => seen.video = true,
                 Some(Kind::Audio) => seen.audio = true,
                 _ => {}

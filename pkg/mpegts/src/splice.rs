@@ -25,12 +25,11 @@
 //! returns the chunk to write. Bytes that are not whole packets are passed
 //! through unchanged.
 
-use std::collections::HashMap;
-
 use bytes::{Bytes, BytesMut};
 
 use crate::packet::{PACKET_SIZE, SYNC_BYTE, parse_pcr, write_pcr};
 use crate::pes::{parse_timestamp, write_timestamp};
+use crate::pidmap::PidMap;
 
 /// 33-bit timestamp space.
 const TS_MOD: u64 = 1 << 33;
@@ -95,7 +94,7 @@ pub struct Splicer {
     last_video: Option<u64>,
     /// Measured video frame duration, 90 kHz ticks.
     frame: Option<u64>,
-    pids: HashMap<u16, PidState>,
+    pids: PidMap<PidState>,
     stats: SpliceStats,
 }
 
@@ -238,7 +237,7 @@ impl Splicer {
             if let Some(pes) = pusi.then(|| pes_times(pkt, payload)).flatten()
                 && let Some(dts) = pes.dts_at.or(pes.pts_at).and_then(|at| read_ts(pkt, at))
             {
-                let st = self.pids.entry(pid).or_default();
+                let st = self.pids.entry(pid);
                 if st
                     .last_in
                     .is_some_and(|prev| distance(dts, prev) > JUMP_TICKS)
@@ -257,7 +256,7 @@ impl Splicer {
                 );
             }
             if has_payload {
-                self.pids.entry(pid).or_default().cc_out = Some(cc);
+                self.pids.entry(pid).cc_out = Some(cc);
             }
             pos += PACKET_SIZE;
         }
@@ -269,7 +268,7 @@ impl Splicer {
         let Some((pid, pusi, has_payload, _cc, payload)) = header(pkt) else {
             return true;
         };
-        let mut st = self.pids.get(&pid).copied().unwrap_or(PidState {
+        let mut st = self.pids.get(pid).copied().unwrap_or(PidState {
             // A PID first seen after a splice starts at a unit start too.
             wait_start: self.pending,
             ..PidState::default()
@@ -510,8 +509,8 @@ mod tests {
     }
 
     fn check_continuous(all: &[(u16, u8, Option<u64>, Option<u64>, Option<u64>)]) {
-        let mut last_cc: HashMap<u16, u8> = HashMap::new();
-        let mut last_dts: HashMap<u16, u64> = HashMap::new();
+        let mut last_cc: std::collections::HashMap<u16, u8> = Default::default();
+        let mut last_dts: std::collections::HashMap<u16, u64> = Default::default();
         for &(pid, cc, dts, _, _) in all {
             if let Some(prev) = last_cc.insert(pid, cc) {
                 assert_eq!(cc, (prev + 1) & 15, "cc of pid {pid:#x}");
