@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use rml_rtmp::chunk_io::{ChunkDeserializer, ChunkSerializer};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
@@ -75,7 +76,7 @@ async fn run(
         .map_err(|e| format!("{e:?}"))?;
     sock.write_all(&p0p1).await.map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 32 << 10];
-    let mut pending = loop {
+    let pending = loop {
         let n = sock.read(&mut buf).await.map_err(|e| e.to_string())?;
         if n == 0 {
             return Err("closed during handshake".into());
@@ -105,17 +106,61 @@ async fn run(
         .request_connection(app.to_string())
         .map_err(|e| format!("{e:?}"))?;
     send(&mut sock, vec![r], &mut events).await?;
-    let mut gaps = TimestampGaps::new(plan.frame_ms);
+    let mut media = Media {
+        gaps: TimestampGaps::new(plan.frame_ms),
+        got_frame: false,
+    };
+    // Inbound chunks are parsed here: media messages are counted directly
+    // (whatever message stream they come on: some servers do not use the
+    // id createStream answered), everything else is re-serialized
+    // (uncompressed) and handed to the client session, which runs the
+    // connect / createStream / play exchange.
+    let mut inbound = ChunkDeserializer::new();
+    let mut to_session = ChunkSerializer::new();
     let mut arrived = Instant::now();
+    // Bytes read last (first: what followed the handshake).
+    let mut filled = pending.len();
+    if filled > buf.len() {
+        buf.resize(filled, 0);
+    }
+    buf[..filled].copy_from_slice(&pending);
     loop {
-        if !pending.is_empty() {
-            let results = session
-                .handle_input(&pending)
-                .map_err(|e| format!("{e:?}"))?;
-            pending.clear();
-            send(&mut sock, results, &mut events).await?;
+        media.got_frame = false;
+        let mut fresh: &[u8] = &buf[..filled];
+        while let Some(msg) = inbound
+            .get_next_message(fresh)
+            .map_err(|e| format!("{e:?}"))?
+        {
+            fresh = &[];
+            match msg.type_id {
+                VIDEO => media.video(msg.timestamp.value, &msg.data, arrived, plan, out),
+                AUDIO => {}
+                AGGREGATE => media.aggregate(&msg.data, arrived, plan, out),
+                _ => {
+                    let packet = if msg.type_id == SET_CHUNK_SIZE {
+                        let size = msg
+                            .data
+                            .get(..4)
+                            .map(|b| u32::from_be_bytes([b[0] & 0x7F, b[1], b[2], b[3]]))
+                            .ok_or("short SetChunkSize")?;
+                        inbound
+                            .set_max_chunk_size(size as usize)
+                            .map_err(|e| format!("{e:?}"))?;
+                        to_session
+                            .set_max_chunk_size(size, msg.timestamp)
+                            .map_err(|e| format!("{e:?}"))?
+                    } else {
+                        to_session
+                            .serialize(&msg, true, false)
+                            .map_err(|e| format!("{e:?}"))?
+                    };
+                    let results = session
+                        .handle_input(&packet.bytes)
+                        .map_err(|e| format!("{e:?}"))?;
+                    send(&mut sock, results, &mut events).await?;
+                }
+            }
         }
-        let mut got_frame = false;
         for ev in std::mem::take(&mut events) {
             match ev {
                 ClientSessionEvent::ConnectionRequestAccepted => {
@@ -129,29 +174,22 @@ async fn run(
                 }
                 ClientSessionEvent::PlaybackRequestAccepted => out.connected = true,
                 ClientSessionEvent::UnhandleableOnStatusCode { code } => {
-                    // Play.Reset / Play.Start are informational.
-                    if code.contains("Reset") || code.contains("Start") {
-                        out.connected = true;
-                    } else {
+                    // Play.Reset / Play.Start / Play.PublishNotify are
+                    // informational; failures end the reader.
+                    if ["Failed", "NotFound", "Rejected", "BadName"]
+                        .iter()
+                        .any(|bad| code.contains(bad))
+                    {
                         return Err(format!("status {code}"));
                     }
-                }
-                // FLV video tag body: byte 1 is the AVC packet type
-                // (0 = sequence header, not a frame).
-                ClientSessionEvent::VideoDataReceived {
-                    data, timestamp, ..
-                } if data.get(1) != Some(&0) => {
-                    out.connected = true;
-                    got_frame = true;
-                    let ts = timestamp.value;
-                    let lost = gaps.push(ts);
-                    out.lost_at(lost, arrived, &plan.window);
-                    out.frame_at(Some(f64::from(ts)), arrived, plan.epoch, &plan.window);
+                    if code.contains("Reset") || code.contains("Start") {
+                        out.connected = true;
+                    }
                 }
                 _ => {}
             }
         }
-        if stall && got_frame {
+        if stall && media.got_frame {
             // Keep the connection open without reading.
             plan.stop.cancelled().await;
             return Ok("stalled");
@@ -167,7 +205,53 @@ async fn run(
         };
         arrived = Instant::now();
         out.bytes_at(n, arrived, &plan.window);
-        pending.extend_from_slice(&buf[..n]);
+        filled = n;
+    }
+}
+
+const SET_CHUNK_SIZE: u8 = 1;
+const AUDIO: u8 = 8;
+const VIDEO: u8 = 9;
+const AGGREGATE: u8 = 22;
+
+/// Video accounting of one reader.
+struct Media {
+    gaps: TimestampGaps,
+    got_frame: bool,
+}
+
+impl Media {
+    /// A video message: FLV video tag body; byte 1 is the AVC packet type
+    /// (0 = sequence header, not a frame).
+    fn video(&mut self, ts: u32, data: &[u8], at: Instant, plan: &Plan, out: &mut Reader) {
+        if data.len() < 2 || data[1] == 0 {
+            return;
+        }
+        out.connected = true;
+        self.got_frame = true;
+        let lost = self.gaps.push(ts);
+        out.lost_at(lost, at, &plan.window);
+        out.frame_at(Some(f64::from(ts)), at, plan.epoch, &plan.window);
+    }
+
+    /// An aggregate message: FLV tags (11-byte header, body, 4-byte size).
+    fn aggregate(&mut self, mut data: &[u8], at: Instant, plan: &Plan, out: &mut Reader) {
+        while data.len() >= 11 {
+            let kind = data[0] & 0x1F;
+            let size =
+                usize::from(data[1]) << 16 | usize::from(data[2]) << 8 | usize::from(data[3]);
+            let ts = u32::from(data[7]) << 24
+                | u32::from(data[4]) << 16
+                | u32::from(data[5]) << 8
+                | u32::from(data[6]);
+            let Some(body) = data.get(11..11 + size) else {
+                return;
+            };
+            if kind == VIDEO {
+                self.video(ts, body, at, plan, out);
+            }
+            data = data.get(11 + size + 4..).unwrap_or_default();
+        }
     }
 }
 
