@@ -109,18 +109,20 @@ impl Measured {
 /// the tool's error output, when it fails.
 pub fn run(proto: &str, url: &str, extra: &[String], pids: &[u32]) -> Option<Measured> {
     let bin = binary();
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@""#)
-        .arg(&bin)
-        .args([proto, "--url", url])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
-    let stderr = child.stderr.take()?;
+    let mut child = super::Proc(
+        Command::new("sh")
+            .arg("-c")
+            .arg(r#"ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@""#)
+            .arg(&bin)
+            .args([proto, "--url", url])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", bin.display())),
+    );
+    let stderr = child.0.stderr.take()?;
     let mut start = None;
     let mut end = None;
     let mut errors = String::new();
@@ -135,8 +137,8 @@ pub fn run(proto: &str, url: &str, extra: &[String], pids: &[u32]) -> Option<Mea
         }
     }
     let mut stdout = String::new();
-    child.stdout.take()?.read_to_string(&mut stdout).ok()?;
-    let status = child.wait().ok()?;
+    child.0.stdout.take()?.read_to_string(&mut stdout).ok()?;
+    let status = child.0.wait().ok()?;
     let summary: Option<Summary> = stdout
         .lines()
         .rev()

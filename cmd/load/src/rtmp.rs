@@ -258,6 +258,57 @@ impl Media {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::account::Window;
+    use std::time::Duration;
+
+    /// One FLV tag: header, body, previous-tag size.
+    fn tag(kind: u8, ts: u32, body: &[u8]) -> Vec<u8> {
+        let n = body.len();
+        let mut t = vec![kind, (n >> 16) as u8, (n >> 8) as u8, n as u8];
+        t.extend_from_slice(&[
+            (ts >> 16) as u8,
+            (ts >> 8) as u8,
+            ts as u8,
+            (ts >> 24) as u8,
+        ]);
+        t.extend_from_slice(&[0, 0, 0]);
+        t.extend_from_slice(body);
+        t.extend_from_slice(&((11 + n) as u32).to_be_bytes());
+        t
+    }
+
+    #[test]
+    fn video_in_aggregate_messages_counts_frames_and_gaps() {
+        let epoch = Instant::now();
+        let plan = Plan {
+            epoch,
+            window: Window {
+                start: epoch,
+                end: epoch + Duration::from_secs(60),
+            },
+            frame_ms: 40.0,
+            stop: tokio_util::sync::CancellationToken::new(),
+            idle: Duration::from_secs(1),
+        };
+        let mut m = Media {
+            gaps: TimestampGaps::new(40.0),
+            got_frame: false,
+        };
+        let mut out = Reader::default();
+        let mut agg = tag(VIDEO, 1000, &[0x17, 0, 0, 0, 0]); // sequence header
+        agg.extend(tag(VIDEO, 1000, &[0x17, 1, 0, 0, 0, 0xAA]));
+        agg.extend(tag(AUDIO, 1010, &[0xAF, 1, 0x21]));
+        // 1000 -> 1120: two frames missing; extended timestamp byte used.
+        agg.extend(tag(VIDEO, 1120, &[0x27, 1, 0, 0, 0, 0xBB]));
+        agg.extend(tag(VIDEO, 0x0100_0000, &[0x27, 1, 0, 0, 0]));
+        let at = epoch + Duration::from_millis(5);
+        m.aggregate(&agg, at, &plan, &mut out);
+        assert!(m.got_frame && out.connected);
+        assert_eq!((out.frames, out.lost), (3, 2));
+        // Truncated data is ignored, not misread.
+        m.aggregate(&agg[..20], at, &plan, &mut out);
+        assert_eq!(out.frames, 3);
+    }
 
     #[test]
     fn urls() {
