@@ -226,12 +226,14 @@ fn main() {
             );
             emit(&metric(case, "added latency max").value(subject, trial, v(lat.max)));
             rows.push(format!(
-                "| {case} | {trial} | {subject} | {}/{} | {} {} | {} | {:.1} / {:.1} / {:.1} ms ({}) |",
+                "| {case} | {trial} | {subject} | {}/{} | {} {} | {} ({}–{} per player) | {:.1} / {:.1} / {:.1} ms ({}) |",
                 m.summary.receiving,
                 m.summary.readers,
                 m.summary.lost,
                 m.summary.lost_unit,
                 m.summary.frames,
+                m.summary.per_reader.frames_min,
+                m.summary.per_reader.frames_max,
                 v(lat.p50),
                 v(lat.p95),
                 v(lat.max),

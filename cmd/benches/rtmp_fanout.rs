@@ -225,9 +225,11 @@ fn main() {
                 emit(&with_case(&p95).value(subject, trial, ms(s.latency_ms.p95)));
                 emit(&with_case(&p50).value(subject, trial, ms(s.latency_ms.p50)));
                 rows.push(format!(
-                    "| {n} | {trial} | {subject} | {}/{} | {} | {:.2} GB | {:.2} | {:.2} | {:.0} | {:.0} / {:.0} / {:.0} ms ({}) |",
+                    "| {n} | {trial} | {subject} | {}/{} | {}–{} | {} | {:.2} GB | {:.2} | {:.2} | {:.0} | {:.0} / {:.0} / {:.0} ms ({}) |",
                     s.receiving,
                     s.readers,
+                    s.per_reader.frames_min,
+                    s.per_reader.frames_max,
                     s.lost,
                     s.bytes as f64 / 1e9,
                     m.cpu_s,
@@ -243,9 +245,9 @@ fn main() {
     }
     println!();
     println!(
-        "| players | trial | server | receiving | frames lost | delivered | CPU s | CPU s per GB | RSS MiB | added latency p50 / p95 / max (baseline) |"
+        "| players | trial | server | receiving | frames per player | frames lost | delivered | CPU s | CPU s per GB | RSS MiB | added latency p50 / p95 / max (baseline) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!("{r}");
     }

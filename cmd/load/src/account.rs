@@ -31,6 +31,11 @@ pub struct Reader {
     pub frames: u64,
     /// Frames (RTMP), RTP packets (RTSP) or TS packets (SRT) lost inside the window.
     pub lost: u64,
+    /// Video frames missing by their timestamps (steps of more than 1.5
+    /// frame intervals) inside the window, whatever the transport's own loss
+    /// counter says (a server may skip frames and keep its packets in
+    /// sequence). For RTMP this equals `lost`.
+    pub frames_missing: u64,
     /// `arrival − media time` of each video frame inside the window, ms
     /// (arrival counted from the plan's epoch).
     pub latency: Vec<f64>,
@@ -54,8 +59,15 @@ impl Reader {
         }
         self.frames += 1;
         if let Some(m) = media_ms {
+            self.latency_at(m, at, epoch, w);
+        }
+    }
+
+    /// A latency sample alone: the frame with media time `media_ms` arrived at `at`.
+    pub fn latency_at(&mut self, media_ms: f64, at: Instant, epoch: Instant, w: &Window) {
+        if w.contains(at) {
             let arrival = at.saturating_duration_since(epoch).as_secs_f64() * 1000.0;
-            self.latency.push(arrival - m);
+            self.latency.push(arrival - media_ms);
         }
     }
 

@@ -231,6 +231,9 @@ impl Media {
         self.got_frame = true;
         let lost = self.gaps.push(ts);
         out.lost_at(lost, at, &plan.window);
+        if plan.window.contains(at) {
+            out.frames_missing += lost;
+        }
         out.frame_at(Some(f64::from(ts)), at, plan.epoch, &plan.window);
     }
 

@@ -1,8 +1,15 @@
 //! RTSP play reader over TCP interleaved: DESCRIBE, SETUP of every track
 //! (`interleaved=2i-2i+1`), PLAY; RTP sequence gaps of every track are
-//! losses, video packets with the marker bit end a frame (latency from the
-//! RTP timestamp at the track's clock rate).
+//! losses, video packets with the marker bit end a frame.
+//!
+//! Latency needs the decode time, but RTP carries the presentation time,
+//! which B-frames reorder. Frames arrive in decode order, so the n-th
+//! frame's decode time is (up to a constant) the n-th smallest presentation
+//! time: [`Reorder`] holds [`REORDER_DEPTH`] frames back and pairs each
+//! frame's arrival with that value.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -74,6 +81,41 @@ impl Unwrap {
         };
         self.last = Some((ts, ext));
         ext
+    }
+}
+
+/// Frames of look-ahead for recovering decode order (x264's B-frame
+/// pyramids reorder by at most 3 or 4 frames).
+pub const REORDER_DEPTH: usize = 4;
+
+/// Pairs the n-th arrival with the n-th smallest presentation time, once
+/// `depth` later frames have arrived.
+#[derive(Debug, Clone)]
+pub struct Reorder {
+    depth: usize,
+    pts: BinaryHeap<Reverse<i64>>,
+    arrivals: VecDeque<Instant>,
+}
+
+impl Reorder {
+    pub fn new(depth: usize) -> Self {
+        Self {
+            depth,
+            pts: BinaryHeap::new(),
+            arrivals: VecDeque::new(),
+        }
+    }
+
+    /// A frame with presentation time `pts` arrived at `at`: the (decode
+    /// time, arrival) of the frame `depth` frames earlier, when there is one.
+    pub fn push(&mut self, pts: i64, at: Instant) -> Option<(i64, Instant)> {
+        self.pts.push(Reverse(pts));
+        self.arrivals.push_back(at);
+        if self.arrivals.len() <= self.depth {
+            return None;
+        }
+        let Reverse(dts) = self.pts.pop()?;
+        Some((dts, self.arrivals.pop_front()?))
     }
 }
 
@@ -207,6 +249,7 @@ async fn run(
     let clock = |i: usize| f64::from(tracks.get(i).map_or(90_000, |t| t.clock_rate).max(1));
     let mut gaps: Vec<SeqGaps> = vec![SeqGaps::default(); tracks.len()];
     let mut unwrap = Unwrap::default();
+    let mut reorder = Reorder::new(REORDER_DEPTH);
     let mut chunk = vec![0u8; 32 << 10];
     let mut arrived = Instant::now();
     loop {
@@ -241,8 +284,11 @@ async fn run(
             }
             if Some(track) == video && h.marker {
                 got_frame = true;
-                let ms = unwrap.push(h.timestamp) as f64 * 1000.0 / clock(track);
-                out.frame_at(Some(ms), arrived, plan.epoch, &plan.window);
+                out.frame_at(None, arrived, plan.epoch, &plan.window);
+                if let Some((dts, at)) = reorder.push(unwrap.push(h.timestamp), arrived) {
+                    let ms = dts as f64 * 1000.0 / clock(track);
+                    out.latency_at(ms, at, plan.epoch, &plan.window);
+                }
             }
         }
         if stall && got_frame {
@@ -287,6 +333,22 @@ mod tests {
         );
         assert_eq!(control_url("rtsp://h/x", Some("rtsp://o/y")), "rtsp://o/y");
         assert_eq!(control_url("rtsp://h/x", Some("*")), "rtsp://h/x");
+    }
+
+    #[test]
+    fn decode_order_from_presentation_times() {
+        let t0 = Instant::now();
+        let at = |i: u64| t0 + std::time::Duration::from_millis(40 * i);
+        let mut r = Reorder::new(2);
+        // I0 P3 B1 B2 P6 B4 B5 (frame units), in decode (arrival) order.
+        let pts = [0, 3, 1, 2, 6, 4, 5];
+        let got: Vec<(i64, Instant)> = pts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| r.push(*p, at(i as u64)))
+            .collect();
+        let want: Vec<(i64, Instant)> = (0..5).map(|i| (i as i64, at(i))).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use srt_tokio::SrtSocket;
 
 use crate::Plan;
-use crate::account::Reader;
+use crate::account::{Reader, TimestampGaps};
 use crate::ts::TsScan;
 
 /// `srt://host:port?streamid=..&latency=<ms>` → (host:port, stream id, latency).
@@ -73,6 +73,7 @@ async fn run(
     out.connected = true;
     let mut scan = TsScan::default();
     let mut frames = Vec::new();
+    let mut gaps = TimestampGaps::new(plan.frame_ms);
     loop {
         let next = tokio::select! {
             () = plan.stop.cancelled() => return Ok("cancelled"),
@@ -91,6 +92,13 @@ async fn run(
         out.lost_at(lost, at, &plan.window);
         for f in &frames {
             out.frame_at(*f, at, plan.epoch, &plan.window);
+            if let Some(ms) = f {
+                // Decode times in ms, wrapped like RTMP timestamps.
+                let missing = gaps.push((*ms as u64 & 0xFFFF_FFFF) as u32);
+                if plan.window.contains(at) {
+                    out.frames_missing += missing;
+                }
+            }
         }
         if stall && !frames.is_empty() {
             // Keep the connection without reading (srt-tokio still buffers

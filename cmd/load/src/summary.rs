@@ -51,6 +51,9 @@ pub struct Summary {
     /// Lost units: frames (RTMP), RTP packets (RTSP), TS packets (SRT).
     pub lost: u64,
     pub lost_unit: String,
+    /// Video frames missing by their timestamps (RTMP, SRT; 0 for RTSP).
+    #[serde(default)]
+    pub frames_missing: u64,
     pub latency_ms: Latency,
     pub per_reader: PerReader,
     /// How readers ended, with counts ("cancelled" = still reading at the end).
@@ -132,6 +135,7 @@ pub fn summarize(kind: &str, url: &str, window_s: f64, lost_unit: &str, all: &[R
         frames: fast.iter().map(|r| r.frames).sum(),
         lost: fast.iter().map(|r| r.lost).sum(),
         lost_unit: lost_unit.into(),
+        frames_missing: fast.iter().map(|r| r.frames_missing).sum(),
         latency_ms: latency(&fast),
         per_reader: PerReader {
             bytes_min,
