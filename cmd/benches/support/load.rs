@@ -150,6 +150,15 @@ pub fn run(proto: &str, url: &str, extra: &[String], pids: &[u32]) -> Option<Mea
     if !errors.is_empty() {
         print!("os-load: {errors}");
     }
+    let odd: Vec<String> = summary
+        .ends
+        .iter()
+        .filter(|(why, _)| !matches!(why.as_str(), "cancelled" | "stalled"))
+        .map(|(why, n)| format!("{n} x {why}"))
+        .collect();
+    if !odd.is_empty() {
+        println!("{url}: players ended early: {}", odd.join(", "));
+    }
     let (Some((c0, _)), Some((c1, rss_kib))) = (start, end) else {
         println!("server process gone during the window");
         return None;
