@@ -1,4 +1,4 @@
-//! RTMP play reader (rml_rtmp client session).
+//! RTMP play reader (rml_rtmp's client state machine).
 
 use std::time::Instant;
 
@@ -98,11 +98,11 @@ async fn run(
             }
         }
     };
-    let (mut session, initial) =
+    let (mut client, initial) =
         ClientSession::new(ClientSessionConfig::new()).map_err(|e| format!("{e:?}"))?;
     let mut events = Vec::new();
     send(&mut sock, initial, &mut events).await?;
-    let r = session
+    let r = client
         .request_connection(app.to_string())
         .map_err(|e| format!("{e:?}"))?;
     send(&mut sock, vec![r], &mut events).await?;
@@ -113,10 +113,10 @@ async fn run(
     // Inbound chunks are parsed here: media messages are counted directly
     // (whatever message stream they come on: some servers do not use the
     // id createStream answered), everything else is re-serialized
-    // (uncompressed) and handed to the client session, which runs the
+    // (uncompressed) and handed to the rml_rtmp client, which runs the
     // connect / createStream / play exchange.
     let mut inbound = ChunkDeserializer::new();
-    let mut to_session = ChunkSerializer::new();
+    let mut to_client = ChunkSerializer::new();
     let mut arrived = Instant::now();
     // Bytes read last (first: what followed the handshake).
     let mut filled = pending.len();
@@ -146,15 +146,15 @@ async fn run(
                         inbound
                             .set_max_chunk_size(size as usize)
                             .map_err(|e| format!("{e:?}"))?;
-                        to_session
+                        to_client
                             .set_max_chunk_size(size, msg.timestamp)
                             .map_err(|e| format!("{e:?}"))?
                     } else {
-                        to_session
+                        to_client
                             .serialize(&msg, true, false)
                             .map_err(|e| format!("{e:?}"))?
                     };
-                    let results = session
+                    let results = client
                         .handle_input(&packet.bytes)
                         .map_err(|e| format!("{e:?}"))?;
                     send(&mut sock, results, &mut events).await?;
@@ -164,7 +164,7 @@ async fn run(
         for ev in std::mem::take(&mut events) {
             match ev {
                 ClientSessionEvent::ConnectionRequestAccepted => {
-                    let r = session
+                    let r = client
                         .request_playback(key.to_string())
                         .map_err(|e| format!("{e:?}"))?;
                     send(&mut sock, vec![r], &mut events).await?;

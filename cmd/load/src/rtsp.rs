@@ -29,7 +29,7 @@ pub struct Track {
     pub clock_rate: u32,
 }
 
-/// Media sections of `sdp` (session-level lines are ignored).
+/// Media sections of `sdp` (lines before the first `m=` are ignored).
 pub fn parse_sdp(sdp: &str) -> Vec<Track> {
     let mut tracks: Vec<Track> = Vec::new();
     for line in sdp.lines().map(str::trim) {
@@ -123,19 +123,20 @@ struct Conn {
     sock: TcpStream,
     buf: BytesMut,
     cseq: u32,
-    session: Option<String>,
+    /// The server's `Session` id, once SETUP answered it.
+    sid: Option<String>,
 }
 
 impl Conn {
     async fn request(&mut self, method: &str, url: &str, extra: &str) -> Result<Response, String> {
         self.cseq += 1;
-        let session = self
-            .session
+        let sid = self
+            .sid
             .as_deref()
             .map(|s| format!("Session: {s}\r\n"))
             .unwrap_or_default();
         let req = format!(
-            "{method} {url} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: os-load\r\n{session}{extra}\r\n",
+            "{method} {url} RTSP/1.0\r\nCSeq: {}\r\nUser-Agent: os-load\r\n{sid}{extra}\r\n",
             self.cseq
         );
         self.sock
@@ -211,7 +212,7 @@ async fn run(
         sock,
         buf: BytesMut::with_capacity(64 << 10),
         cseq: 0,
-        session: None,
+        sid: None,
     };
     let desc = c
         .request("DESCRIBE", url, "Accept: application/sdp\r\n")
@@ -237,8 +238,8 @@ async fn run(
                 &transport,
             )
             .await?;
-        if c.session.is_none() {
-            c.session = r
+        if c.sid.is_none() {
+            c.sid = r
                 .get("Session")
                 .map(|s| s.split(';').next().unwrap_or_default().trim().to_string());
         }
