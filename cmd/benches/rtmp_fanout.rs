@@ -1,215 +1,254 @@
 //! Loopback RTMP fan-out benchmark: 1 publisher → N RTMP players of one
-//! stream, on open-streamer and then on nginx-rtmp, in the same run.
+//! stream, on open-streamer, nginx-rtmp and xiu, alternated trial by trial
+//! (ours, nginx-rtmp, xiu, ours, …).
 //!
 //! `cargo bench -p open-streamer --bench rtmp_fanout` (part of `make bench`).
-//! Knobs: `BENCH_PLAYERS` (500), `BENCH_SECONDS` (20), `BENCH_BITRATE` (500k).
-//! Needs ffmpeg; nginx with libnginx-mod-rtmp for the comparison (skipped
-//! with a note when missing).
 //!
-//! - The publisher is `ffmpeg -re -stream_loop -1 -c copy` of a pre-encoded
-//!   FLV; the players are in-process RTMP clients (rml_rtmp) in this process.
-//! - CPU: the server process's user+system seconds over the window (from
-//!   /proc), divided by the bytes the players received in the same window:
-//!   CPU seconds per GB delivered.
+//! Knobs: `BENCH_PLAYERS` (comma list, default `100,500,1000`),
+//! `BENCH_RUNS` (trials, default 3), `BENCH_SECONDS` (window, 20),
+//! `BENCH_WARMUP` (5), `BENCH_BITRATE` (video, `2M`), `BENCH_QUICK=1` (one
+//! case of 100 players, 5 s windows, 3 s warm-up: about two minutes),
+//! `OS_LOAD_BIN` / `XIU_BIN` (binaries; see `support/load.rs`).
+//!
+//! Needs ffmpeg; nginx with libnginx-mod-rtmp and `.tools/xiu/bin/xiu` for
+//! the comparisons (each skipped with a note when missing). xiu listens on
+//! every address, so it only runs when the bench is in a network namespace
+//! of its own:
+//! `ip netns add osbench && ip -n osbench link set lo up && ip netns exec osbench cargo bench -p open-streamer --bench rtmp_fanout`.
+//!
+//! Method:
+//! - Every measurement starts its server afresh, then the publisher:
+//!   `ffmpeg -re -stream_loop -1 -c copy` of a pre-encoded 1280x720 FLV
+//!   (x264, `BENCH_BITRATE` video + 128 kb/s AAC, GOP 2 s), waits 3 s, and
+//!   runs the players: `os-load rtmp` as a separate process (tokio, one
+//!   task per player), which connects all players over 1 s, waits for the
+//!   warm-up (GOP burst) and counts over the window.
+//! - CPU: the server process's user+system seconds over exactly the load
+//!   client's window (it marks start and end on stderr; /proc sampled
+//!   then), divided by the bytes the players received in that window:
+//!   CPU seconds per GB delivered. RSS: the server's at the window's end.
 //! - Lost frames: per player, video timestamp steps larger than 1.5 frame
 //!   intervals inside the window, counted in frames (a fast reader must
 //!   lose none).
-//! - Latency: for every video frame, `arrival - timestamp` at each player;
-//!   the figure is that value minus its minimum over the run (the fastest
-//!   frame), p50/p95/max. It measures the delay the server adds on top of
-//!   its best case (queueing, batching, scheduling), not absolute glass-to-
-//!   glass latency; a constant hold (open-streamer's MPEG-TS demux emits a
-//!   video frame when the next one starts, i.e. one frame later) is not in it.
+//! - Added latency: per video frame, `arrival − timestamp` at each player,
+//!   minus the minimum of that over all players (the fastest frame); p95
+//!   over all frames of all players. It is the delay the server adds on
+//!   top of its best case (queueing, batching, fan-out order), not glass-
+//!   to-glass latency (see the os-load crate docs).
+//!
+//! Figures are printed (and appended to `BENCH_RESULTS`) through os-bench;
+//! nothing is asserted.
 
-#[path = "../tests/common/rtmp_player.rs"]
-mod rtmp_player;
 mod support;
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{Server, env_or, free_port, make_source, publish};
-use tokio_util::sync::CancellationToken;
+use os_bench::{Better, Figure, Goal, OURS, emit};
+use support::load::{self, Measured};
+use support::{Proc, Server, env_or, free_port, make_source, publish};
 
-/// Frame interval of the source (25 fps), ms.
-const FRAME_MS: u32 = 40;
+const SCENARIO: &str = "RTMP fan-out";
+const NGINX: &str = "nginx-rtmp";
+const XIU: &str = "xiu";
 
-struct Result {
-    players_ok: usize,
-    /// Video frames missing at the players (timestamp gaps), all players.
-    lost_frames: u64,
-    gb: f64,
-    cpu_s: f64,
-    p50_ms: f64,
-    p95_ms: f64,
-    max_ms: f64,
+/// Settings of one measurement.
+struct Load {
+    players: usize,
+    warmup: f64,
+    seconds: f64,
 }
 
-/// Connect `n` players to `addr` `live/<key>`, warm up, measure the window.
-fn run_players(
-    rt: &tokio::runtime::Runtime,
-    pid: u32,
-    addr: SocketAddr,
-    key: &str,
-    n: usize,
-    warmup: Duration,
-    window: Duration,
-) -> Option<Result> {
-    let stop = CancellationToken::new();
-    let handles: Vec<_> = (0..n)
-        .map(|_| {
-            let key = key.to_string();
-            let stop = stop.clone();
-            rt.spawn(async move { rtmp_player::play(addr, "live", &key, stop, None).await })
-        })
-        .collect();
-    std::thread::sleep(warmup);
-    let b0 = rtmp_player::BYTES.load(Ordering::Relaxed);
-    let c0 = support::sample(pid)?.0;
-    let t0 = Instant::now();
-    std::thread::sleep(window);
-    let b1 = rtmp_player::BYTES.load(Ordering::Relaxed);
-    let c1 = support::sample(pid)?.0;
-    let t1 = Instant::now();
-    stop.cancel();
-    let played: Vec<_> = rt.block_on(async {
-        let mut v = Vec::new();
-        for h in handles {
-            if let Ok(p) = h.await {
-                v.push(p);
-            }
-        }
-        v
-    });
-    // Delay of each frame relative to its media time, inside the window.
-    let mut lat: Vec<f64> = Vec::new();
-    let mut ok = 0;
-    let mut lost_frames = 0;
-    for p in &played {
-        let frames: Vec<_> = p
-            .video
-            .iter()
-            .filter(|(_, _, at)| *at >= t0 && *at <= t1)
-            .collect();
-        if !frames.is_empty() {
-            ok += 1;
-        }
-        for w in frames.windows(2) {
-            let step = w[1].0.wrapping_sub(w[0].0);
-            if step > FRAME_MS * 3 / 2 && step < 10_000 {
-                lost_frames += u64::from((step + FRAME_MS / 2) / FRAME_MS - 1);
-            }
-        }
-        for (ts, _, at) in frames {
-            lat.push(at.duration_since(t0).as_secs_f64() * 1000.0 - f64::from(*ts));
-        }
+impl Load {
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--readers".into(),
+            self.players.to_string(),
+            "--warmup".into(),
+            self.warmup.to_string(),
+            "--seconds".into(),
+            self.seconds.to_string(),
+        ]
     }
-    let min = lat.iter().copied().fold(f64::INFINITY, f64::min);
-    let mut added: Vec<f64> = lat.iter().map(|l| l - min).collect();
-    added.sort_by(|a, b| a.total_cmp(b));
-    let pct = |q: f64| {
-        added
-            .get(((added.len() as f64 - 1.0) * q).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    Some(Result {
-        players_ok: ok,
-        lost_frames,
-        gb: (b1 - b0) as f64 / 1e9,
-        cpu_s: c1 - c0,
-        p50_ms: pct(0.5),
-        p95_ms: pct(0.95),
-        max_ms: added.last().copied().unwrap_or(f64::NAN),
-    })
 }
 
-fn run_ours(
-    rt: &tokio::runtime::Runtime,
-    dir: &Path,
-    file: &Path,
-    n: usize,
-    warmup: Duration,
-    window: Duration,
-) -> Option<Result> {
+/// Publisher settling time before the players connect.
+const SETTLE: Duration = Duration::from_secs(3);
+
+fn run_ours(dir: &Path, file: &Path, l: &Load) -> Option<Measured> {
     let server = Server::start(dir, &[]);
     server.add_stream_with("fan", r#"{"rtmp":true}"#);
     let _publisher = publish(file, &server.rtmp_url("fan"));
-    std::thread::sleep(Duration::from_secs(3));
-    let addr: SocketAddr = format!("127.0.0.1:{}", server.rtmp).parse().ok()?;
-    run_players(rt, server.pid(), addr, "fan", n, warmup, window)
+    std::thread::sleep(SETTLE);
+    let url = format!("rtmp://127.0.0.1:{}/live/fan", server.rtmp);
+    load::run("rtmp", &url, &l.args(), &[server.pid()])
 }
 
-fn run_nginx(
-    rt: &tokio::runtime::Runtime,
-    dir: &Path,
-    file: &Path,
-    n: usize,
-    warmup: Duration,
-    window: Duration,
-) -> Option<Result> {
+fn run_nginx(dir: &Path, file: &Path, l: &Load) -> Option<Measured> {
     let port = free_port();
     let nginx = support::nginx_rtmp(dir, port, "live on; record off;")?;
-    let _publisher = publish(file, &format!("rtmp://127.0.0.1:{port}/live/fan"));
-    std::thread::sleep(Duration::from_secs(3));
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().ok()?;
-    run_players(rt, nginx.0.id(), addr, "fan", n, warmup, window)
+    let url = format!("rtmp://127.0.0.1:{port}/live/fan");
+    let _publisher = publish(file, &url);
+    std::thread::sleep(SETTLE);
+    load::run("rtmp", &url, &l.args(), &[nginx.0.id()])
+}
+
+fn run_xiu(xiu: &Path, dir: &Path, file: &Path, l: &Load) -> Option<Measured> {
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("xiu.log")).ok()?;
+    let child = std::process::Command::new(xiu)
+        .args(["-r", &port.to_string(), "-l", "error"])
+        .current_dir(dir)
+        .stdout(log.try_clone().ok()?)
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", xiu.display()));
+    let xiu = Proc(child);
+    std::thread::sleep(Duration::from_millis(500));
+    let url = format!("rtmp://127.0.0.1:{port}/live/fan");
+    let _publisher = publish(file, &url);
+    std::thread::sleep(SETTLE);
+    load::run("rtmp", &url, &l.args(), &[xiu.0.id()])
 }
 
 fn main() {
     if !support::asked_to_bench("rtmp_fanout") {
         return;
     }
-    let n: usize = env_or("BENCH_PLAYERS", 500);
-    let secs: u64 = env_or("BENCH_SECONDS", 20);
-    let bitrate: String = env_or("BENCH_BITRATE", "500k".to_string());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
+    let players: Vec<usize> = if quick {
+        vec![100]
+    } else {
+        env_or("BENCH_PLAYERS", "100,500,1000".to_string())
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect()
+    };
+    let seconds: f64 = if quick {
+        5.0
+    } else {
+        env_or("BENCH_SECONDS", 20.0)
+    };
+    let warmup: f64 = if quick {
+        3.0
+    } else {
+        env_or("BENCH_WARMUP", 5.0)
+    };
+    let bitrate: String = env_or("BENCH_BITRATE", "2M".to_string());
+    let runs = os_bench::runs();
+
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let file = make_source(dir.path(), "640x360", &bitrate, 10);
-    let warmup = Duration::from_secs(5);
-    let window = Duration::from_secs(secs);
+    let file = make_source(dir.path(), "1280x720", &bitrate, 10);
+    // Build the load client before anything is measured.
+    let _ = load::binary();
+    let nginx = support::nginx_available(true);
+    if !nginx {
+        println!("nginx-rtmp: not installed (apt-get install -y nginx libnginx-mod-rtmp); skipped");
+    }
+    let xiu = match load::xiu_binary() {
+        None => {
+            println!("xiu: not found (.tools/xiu/bin/xiu or XIU_BIN); skipped");
+            None
+        }
+        Some(_) if !load::in_own_netns() => {
+            println!(
+                "xiu: skipped, it listens on every address and runs only inside a network \
+                 namespace of its own; run:\n  {}",
+                load::netns_hint("rtmp_fanout")
+            );
+            None
+        }
+        Some(p) => Some(p),
+    };
     println!(
-        "1 RTMP publisher ({bitrate}b/s video + 128 kb/s audio) -> {n} RTMP players, {secs} s window after {}s warm-up",
-        warmup.as_secs()
+        "1 RTMP publisher ({bitrate}b/s video + 128 kb/s audio, 1280x720) -> N RTMP players (os-load), \
+         {seconds} s window after {warmup} s warm-up, {runs} trial(s), players {players:?}"
     );
-    let ours = run_ours(&rt, dir.path(), &file, n, warmup, window);
-    let nginx = run_nginx(&rt, dir.path(), &file, n, warmup, window);
+
+    let cpu = Figure::new(
+        SCENARIO,
+        "",
+        "server CPU s per GB delivered",
+        "s/GB",
+        Better::Lower,
+    )
+    .goal(Goal::Ratio {
+        peer: NGINX.into(),
+        ratio: 0.6,
+    });
+    let rss = Figure::new(SCENARIO, "", "server RSS", "MiB", Better::Lower);
+    let lost = Figure::new(
+        SCENARIO,
+        "",
+        "frames lost by fast readers",
+        "frames",
+        Better::Lower,
+    )
+    .goal(Goal::Absolute { value: 0.0 });
+    let p95 = Figure::new(SCENARIO, "", "added latency p95", "ms", Better::Lower)
+        .goal(Goal::Absolute { value: 50.0 });
+    let p50 = Figure::new(SCENARIO, "", "added latency p50", "ms", Better::Lower);
+    let receiving = Figure::new(SCENARIO, "", "players receiving", "players", Better::Higher);
+
+    let mut rows = Vec::new();
+    for &n in &players {
+        let case = format!("{n} players");
+        let l = Load {
+            players: n,
+            warmup,
+            seconds,
+        };
+        for trial in 1..=runs {
+            let mut subjects: Vec<(&str, Option<Measured>)> = Vec::new();
+            subjects.push((OURS, run_ours(dir.path(), &file, &l)));
+            if nginx {
+                subjects.push((NGINX, run_nginx(dir.path(), &file, &l)));
+            }
+            if let Some(x) = &xiu {
+                subjects.push((XIU, run_xiu(x, dir.path(), &file, &l)));
+            }
+            for (subject, m) in subjects {
+                let Some(m) = m else {
+                    println!("{case}, trial {trial}: {subject} not measured");
+                    continue;
+                };
+                let s = &m.summary;
+                let with_case = |f: &Figure| Figure {
+                    case: case.clone(),
+                    ..f.clone()
+                };
+                emit(&with_case(&cpu).value(subject, trial, m.cpu_per_gb()));
+                emit(&with_case(&rss).value(subject, trial, m.rss_mib));
+                emit(&with_case(&lost).value(subject, trial, s.lost as f64));
+                emit(&with_case(&receiving).value(subject, trial, s.receiving as f64));
+                let ms = |v: Option<f64>| v.unwrap_or(f64::NAN);
+                emit(&with_case(&p95).value(subject, trial, ms(s.latency_ms.p95)));
+                emit(&with_case(&p50).value(subject, trial, ms(s.latency_ms.p50)));
+                rows.push(format!(
+                    "| {n} | {trial} | {subject} | {}/{} | {}–{} | {} | {:.2} GB | {:.2} | {:.2} | {:.0} | {:.0} / {:.0} / {:.0} ms ({}) |",
+                    s.receiving,
+                    s.readers,
+                    s.per_reader.frames_min,
+                    s.per_reader.frames_max,
+                    s.lost,
+                    s.bytes as f64 / 1e9,
+                    m.cpu_s,
+                    m.cpu_per_gb(),
+                    m.rss_mib,
+                    ms(s.latency_ms.p50),
+                    ms(s.latency_ms.p95),
+                    ms(s.latency_ms.max),
+                    s.latency_ms.baseline,
+                ));
+            }
+        }
+    }
     println!();
     println!(
-        "| server | players receiving | frames lost | delivered | CPU s | CPU s per GB | added latency p50 / p95 / max |"
+        "| players | trial | server | receiving | frames per player | frames lost | delivered | CPU s | CPU s per GB | RSS MiB | added latency p50 / p95 / max (baseline) |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    let row = |name: &str, r: &Result| {
-        println!(
-            "| {name} | {}/{n} | {} | {:.2} GB | {:.2} | {:.2} | {:.0} / {:.0} / {:.0} ms |",
-            r.players_ok,
-            r.lost_frames,
-            r.gb,
-            r.cpu_s,
-            r.cpu_s / r.gb.max(1e-9),
-            r.p50_ms,
-            r.p95_ms,
-            r.max_ms
-        )
-    };
-    if let Some(r) = &ours {
-        row("open-streamer", r);
-    }
-    if let Some(r) = &nginx {
-        row("nginx-rtmp", r);
-    }
-    if let (Some(o), Some(g)) = (&ours, &nginx) {
-        let per = |r: &Result| r.cpu_s / r.gb.max(1e-9);
-        println!();
-        println!(
-            "ratio open-streamer / nginx-rtmp: CPU seconds per GB {:.2} (goal <= 0.6)",
-            per(o) / per(g).max(1e-9)
-        );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!("{r}");
     }
 }
