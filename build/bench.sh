@@ -171,7 +171,7 @@ args=(
   --version "ffmpeg=$(version ffmpeg -version | cut -d' ' -f1-3)"
   --version "nginx=$(version nginx -v)"
   --version "xiu=$(cat "$root/.tools/xiu/VERSION" 2>/dev/null || echo unknown) (crate; the binary's -V prints: $(version "$xiu_bin" -V))"
-  --note "Mode: **$mode** (BENCH_RUNS=$BENCH_RUNS$([ "$quick" = 1 ] && echo ", BENCH_QUICK=1: smaller sizes and shorter windows")). All peers run on the same machine over loopback inside a private network namespace; the load generators share the CPUs with the servers."
+  --note "Mode: **$mode** (BENCH_RUNS=$BENCH_RUNS$(if [ "$quick" = 1 ]; then echo ", BENCH_QUICK=1: smaller sizes and shorter windows"; fi)). All peers run on the same machine over loopback inside a private network namespace; the load generators share the CPUs with the servers."
 )
 while IFS= read -r r; do
   args+=(--run "$r")
