@@ -103,9 +103,10 @@ pub(crate) struct Counters {
 /// chunks early — never the GOP cache (from the latest access point on), so
 /// a joiner still starts at a keyframe; a long GOP makes the ring hold more.
 /// Chunk counts alone would keep tens of seconds of a high-bitrate stream
-/// (a chunk is a frame's worth) for no reader's benefit. It never waits for a reader: readers
-/// hold a slot's read lock only for the time of a `Bytes` clone, and never
-/// across an `.await`.
+/// (a chunk is a frame's worth) for no reader's benefit.
+///
+/// The writer never waits for a reader: readers hold a slot's read lock only
+/// for the time of a `Bytes` clone, and never across an `.await`.
 #[derive(Debug)]
 pub struct Buffer {
     id: String,
