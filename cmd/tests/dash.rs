@@ -467,6 +467,7 @@ async fn source_change_opens_a_new_period() {
             seconds: 60,
             gop: 50,
             preset: "veryfast",
+            pattern: "testsrc",
         }
         .spawn()
     };

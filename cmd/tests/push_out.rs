@@ -150,6 +150,7 @@ fn push_source(rtmp: SocketAddr, key: &str, seconds: u32) -> Kill {
         seconds,
         gop: 25,
         preset: "ultrafast",
+        pattern: "testsrc",
     }
     .spawn()
 }

@@ -47,6 +47,9 @@ pub struct Source<'a> {
     pub gop: u32,
     /// x264 preset: `ultrafast` (light, no B-frames) or `veryfast` (B-frames).
     pub preset: &'a str,
+    /// lavfi test picture: `testsrc` (compresses to small frames) or
+    /// `testsrc2` (a 720p keyframe is ~50 KB, over 30 SRT/UDP payloads).
+    pub pattern: &'a str,
 }
 
 impl Source<'_> {
@@ -58,7 +61,7 @@ impl Source<'_> {
                 "-f",
                 "lavfi",
                 "-i",
-                &format!("testsrc=size={}:rate=25", self.size),
+                &format!("{}=size={}:rate=25", self.pattern, self.size),
             ])
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
             .args(["-t", &self.seconds.to_string()])

@@ -56,6 +56,23 @@ const HANDSHAKE_SETTLE: Duration = Duration::from_millis(50);
 const MAX_STREAM_ID: usize = 512;
 /// Time for a publisher to finish the handshake after we accepted it.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Packets a player connection may hold unsent or unacknowledged (libsrt's
+/// default `SRTO_SNDBUF`).
+///
+/// srt-tokio's default is 32 packets (46,592 bytes), less than one keyframe
+/// of a 720p stream. When a burst larger than that reaches the sender before
+/// its pacing timer drains it, the library evicts *unsent* packets from the
+/// front of the buffer without moving its send position; from then on it
+/// counts the connection as having a negative number of packets in flight,
+/// waits for an acknowledgement that can never come, and the player starves
+/// while the socket keeps accepting data (a GOP-sized burst at join, or a
+/// busy machine with ten players, was enough). With room for 8,192 packets
+/// the too-late drop (1 s or 1.25 x latency, whichever is longer) empties
+/// the buffer long before it fills, up to about 90 Mb/s.
+const PLAY_SEND_BUFFER_PACKETS: u64 = 8192;
+/// SRT payload bytes per packet as srt-tokio counts buffer sizes (MSS 1500
+/// minus the 44 bytes of IP, UDP and SRT headers).
+const SRT_PACKET_BYTES: u64 = 1456;
 
 // ---------------------------------------------------------------------------
 // Pull
@@ -399,6 +416,8 @@ pub async fn serve_listener_with(
         .set(move |o| {
             o.receiver.latency = latency;
             o.sender.peer_latency = latency;
+            o.sender.buffer_size =
+                srt_tokio::options::ByteCount(PLAY_SEND_BUFFER_PACKETS * SRT_PACKET_BYTES);
         })
         .socket(socket)
         .bind(local)
