@@ -113,6 +113,11 @@ impl PushClaim {
         self.cancel.cancelled()
     }
 
+    /// [`Self::cancelled`] as an owned future, to keep across many awaits.
+    pub fn cancelled_owned(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.cancel.clone().cancelled_owned()
+    }
+
     pub fn stats(&self) -> &Arc<InputStats> {
         &self.stats
     }

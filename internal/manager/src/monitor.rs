@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use os_hub::{Buffer, Item};
+use os_hub::{Buffer, Chunk, Item};
 use os_mpegts::{PACKET_SIZE, PidMap, SYNC_BYTE};
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +20,8 @@ pub(crate) struct Monitor {
     pub access_points: AtomicU64,
     pub bytes: AtomicU64,
     pub cc_errors: AtomicU64,
+    /// Sequence number after the last chunk recorded.
+    pub next_seq: AtomicU64,
 }
 
 /// Milliseconds since `epoch`, at least 1 (0 means "never").
@@ -37,7 +39,9 @@ impl Monitor {
     }
 }
 
-/// Read `buffer` until `cancel`, updating `m`.
+/// Read `buffer` until `cancel`, updating `m`: the sampler of an input the
+/// manager is not forwarding (the manager records the one it forwards
+/// itself, one task wakeup per chunk fewer).
 pub(crate) async fn run(
     buffer: Arc<Buffer>,
     m: Arc<Monitor>,
@@ -54,30 +58,38 @@ pub(crate) async fn run(
                 Err(_closed) => return,
             },
         };
-        let Item::Chunk(chunk) = item else {
-            scan.cc.clear();
-            continue;
-        };
-        let now = ms_since(epoch);
-        if chunk.discontinuity {
-            scan.cc.clear();
+        match item {
+            Item::Chunk(chunk) => record(&m, &mut scan, &chunk, ms_since(epoch)),
+            Item::Lagged { .. } => scan.cc.clear(),
         }
-        let seen = scan.feed(&chunk.data);
-        m.bytes
-            .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
-        m.last_data.store(now, Ordering::Relaxed);
-        if seen.video {
-            m.last_video.store(now, Ordering::Relaxed);
-        }
-        if seen.audio {
-            m.last_audio.store(now, Ordering::Relaxed);
-        }
-        if seen.cc_errors > 0 {
-            m.cc_errors.fetch_add(seen.cc_errors, Ordering::Relaxed);
-        }
-        if chunk.access_point {
-            m.access_points.fetch_add(1, Ordering::Relaxed);
-        }
+    }
+}
+
+/// Account one chunk of an input in `m` (at `now`, ms since the epoch).
+/// A chunk already recorded (by the other of sampler and manager, around a
+/// hand-over) is skipped.
+pub(crate) fn record(m: &Monitor, scan: &mut Scan, chunk: &Chunk, now: u64) {
+    if m.next_seq.fetch_max(chunk.seq + 1, Ordering::Relaxed) > chunk.seq {
+        return;
+    }
+    if chunk.discontinuity || chunk.resume {
+        scan.cc.clear();
+    }
+    let seen = scan.feed(&chunk.data);
+    m.bytes
+        .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
+    m.last_data.store(now, Ordering::Relaxed);
+    if seen.video {
+        m.last_video.store(now, Ordering::Relaxed);
+    }
+    if seen.audio {
+        m.last_audio.store(now, Ordering::Relaxed);
+    }
+    if seen.cc_errors > 0 {
+        m.cc_errors.fetch_add(seen.cc_errors, Ordering::Relaxed);
+    }
+    if chunk.access_point {
+        m.access_points.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -44,8 +44,34 @@ type Change = Option<(Reason, Option<String>)>;
 struct Run {
     input: Box<dyn RunningInput>,
     monitor: Arc<Monitor>,
-    stop_monitor: CancellationToken,
+    /// The input's own sampler task; `None` while the manager forwards this
+    /// input and records it itself.
+    sampler: Option<CancellationToken>,
     errors_seen: u64,
+}
+
+impl Run {
+    fn stop_sampler(&mut self) {
+        if let Some(token) = self.sampler.take() {
+            token.cancel();
+        }
+    }
+}
+
+/// Start the health sampler of an input the manager does not forward.
+fn spawn_sampler(
+    staging: &Arc<Buffer>,
+    monitor: &Arc<Monitor>,
+    epoch: Instant,
+) -> CancellationToken {
+    let token = CancellationToken::new();
+    tokio::spawn(monitor::run(
+        staging.clone(),
+        monitor.clone(),
+        epoch,
+        token.clone(),
+    ));
+    token
 }
 
 struct Slot {
@@ -88,6 +114,8 @@ struct Task {
     /// Manual switches to a cold input, answered once it is up (or not).
     manual_waiting: Vec<(u32, oneshot::Sender<Result<(), ActivateError>>)>,
     splicer: Splicer,
+    /// Health scan of the forwarded input (its sampler task is stopped).
+    scan: monitor::Scan,
     /// Something was written to the stream already.
     wrote: bool,
 }
@@ -122,6 +150,7 @@ pub(crate) async fn run(setup: Setup) {
         manual: None,
         manual_waiting: Vec::new(),
         splicer: Splicer::new(),
+        scan: monitor::Scan::default(),
         wrote: false,
     };
     t.update(inputs);
@@ -163,7 +192,7 @@ async fn recv(reader: Option<&mut Reader>) -> Result<Item, os_hub::Closed> {
 fn stop_run(slot: &mut Slot) {
     if let Some(mut run) = slot.run.take() {
         run.input.stop();
-        run.stop_monitor.cancel();
+        run.stop_sampler();
     }
 }
 
@@ -257,6 +286,34 @@ impl Task {
     fn drop_active(&mut self, reason: Reason) {
         self.reader = None;
         self.lost = Some(reason);
+        if let Some(p) = self.active {
+            self.resume_sampler(p);
+        }
+    }
+
+    /// Input `p` is no longer forwarded: its own sampler takes over.
+    fn resume_sampler(&mut self, p: u32) {
+        let epoch = self.epoch;
+        if let Some(slot) = self.slots.get_mut(&p)
+            && let Some(run) = &mut slot.run
+            && run.sampler.is_none()
+        {
+            run.sampler = Some(spawn_sampler(&slot.staging, &run.monitor, epoch));
+        }
+    }
+
+    /// Record a forwarded chunk of the active input in its health figures.
+    fn observe(&mut self, chunk: &os_hub::Chunk) {
+        let Some(run) = self
+            .active
+            .and_then(|p| self.slots.get(&p))
+            .and_then(|s| s.run.as_ref())
+        else {
+            return;
+        };
+        if run.sampler.is_none() {
+            monitor::record(&run.monitor, &mut self.scan, chunk, ms_since(self.epoch));
+        }
     }
 
     fn start(&mut self, p: u32) {
@@ -267,18 +324,15 @@ impl Task {
             return;
         }
         let monitor = Arc::new(Monitor::default());
-        let stop_monitor = CancellationToken::new();
-        tokio::spawn(monitor::run(
-            slot.staging.clone(),
-            monitor.clone(),
-            self.epoch,
-            stop_monitor.clone(),
-        ));
+        // The input being forwarded (restarted in place) is recorded by the
+        // manager; any other has its own sampler.
+        let forwarded = self.active == Some(p) && self.reader.is_some();
+        let sampler = (!forwarded).then(|| spawn_sampler(&slot.staging, &monitor, self.epoch));
         let input = self.runner.start(&slot.input, slot.staging.clone());
         slot.run = Some(Run {
             input,
             monitor,
-            stop_monitor,
+            sampler,
             errors_seen: 0,
         });
         slot.state = State::Connecting {
@@ -342,7 +396,7 @@ impl Task {
                     changes.push((p, Some((Reason::Ended, Some(why)))));
                 }
                 run.input.stop();
-                run.stop_monitor.cancel();
+                run.stop_sampler();
                 slot.run = None;
                 slot.retry_at = Some(now + RETRY_AFTER);
                 continue;
@@ -496,6 +550,15 @@ impl Task {
         };
         let reader = reader.unwrap_or_else(|| slot.staging.subscribe("manager"));
         let from = self.active;
+        if let Some(old) = from
+            && old != to
+        {
+            self.resume_sampler(old);
+        }
+        if let Some(run) = self.slots.get_mut(&to).and_then(|s| s.run.as_mut()) {
+            run.stop_sampler();
+        }
+        self.scan = monitor::Scan::default();
         if self.wrote {
             self.splicer.splice();
             self.out.discontinuity();
@@ -537,6 +600,7 @@ impl Task {
     fn forward(&mut self, item: Result<Item, os_hub::Closed>) -> bool {
         match item {
             Ok(Item::Chunk(chunk)) => {
+                self.observe(&chunk);
                 if chunk.discontinuity && !chunk.resume && self.wrote {
                     // The same input restarted (reconnect, new publisher).
                     self.splicer.splice();
@@ -550,6 +614,7 @@ impl Task {
                 self.out.write(data).is_ok()
             }
             Ok(Item::Lagged { lost }) => {
+                self.scan = monitor::Scan::default();
                 tracing::warn!(stream = %self.code, lost, "manager fell behind its input");
                 if self.wrote {
                     self.splicer.splice();
@@ -558,6 +623,9 @@ impl Task {
             }
             Err(_closed) => {
                 self.reader = None;
+                if let Some(p) = self.active {
+                    self.resume_sampler(p);
+                }
                 true
             }
         }
@@ -583,6 +651,7 @@ impl Task {
         // already consumed it, so forward it by hand after switching.
         self.switch_now(to, reason, Some(p.reader));
         if let Ok(Item::Chunk(c)) = item {
+            self.observe(&c);
             let data = self.splicer.process(c.data);
             if !data.is_empty() {
                 self.wrote = true;

@@ -286,14 +286,56 @@ impl Connection {
             if self.playing.is_some() {
                 return self.serve_player(&mut session, &mut buf).await;
             }
-            let deadline = if self.publishing.is_some() {
-                tokio::time::Instant::now() + IDLE_TIMEOUT
-            } else {
-                setup_deadline
+            if let Some(p) = &self.publishing {
+                let kicked = p.claim.cancelled_owned();
+                return self.serve_publisher(&mut session, &mut buf, kicked).await;
+            }
+            let n = self.read(&mut buf, setup_deadline).await?;
+            self.input(&mut session, buf.get(..n).unwrap_or_default())
+                .await?;
+        }
+    }
+
+    /// The publishing phase: read and feed until the end. The stop signals
+    /// and the idle timer live across reads (a read costs one wakeup, not
+    /// three waiter registrations and a timer), and the idle timer is only
+    /// re-armed when it fires.
+    async fn serve_publisher(
+        &mut self,
+        session: &mut ServerSession,
+        buf: &mut [u8],
+        kicked: tokio_util::sync::WaitForCancellationFutureOwned,
+    ) -> Result<(), End> {
+        let shutdown = self.cancel.clone().cancelled_owned();
+        tokio::pin!(shutdown, kicked);
+        let mut last_data = tokio::time::Instant::now();
+        let idle = tokio::time::sleep_until(last_data + IDLE_TIMEOUT);
+        tokio::pin!(idle);
+        loop {
+            if self.closing {
+                return Err(End::Refused);
+            }
+            let n = tokio::select! {
+                () = &mut shutdown => return Err(End::Shutdown),
+                () = &mut kicked => return Err(End::Kicked),
+                () = &mut idle => {
+                    let due = last_data + IDLE_TIMEOUT;
+                    if tokio::time::Instant::now() >= due {
+                        return Err(End::Timeout("publisher idle"));
+                    }
+                    idle.as_mut().reset(due);
+                    continue;
+                }
+                r = self.socket.read(buf) => match r {
+                    Ok(0) => return Err(End::Closed),
+                    Ok(n) => n,
+                    Err(e) => return Err(End::Error(format!("read: {e}"))),
+                },
             };
-            let n = self.read(&mut buf, deadline).await?;
-            let data = buf.get(..n).unwrap_or_default().to_vec();
-            self.input(&mut session, &data).await?;
+            last_data = tokio::time::Instant::now();
+            // deleteStream / FCUnpublish end the connection from `input`.
+            self.input(session, buf.get(..n).unwrap_or_default())
+                .await?;
         }
     }
 
