@@ -205,4 +205,48 @@ mod tests {
         // Continuation of video is video.
         assert!(s.feed(&pkt(0x100, false, 1, None)).video);
     }
+
+    fn chunk(seq: u64, data: Vec<u8>, access_point: bool) -> Chunk {
+        Chunk {
+            seq,
+            data: data.into(),
+            access_point,
+            discontinuity: false,
+            resume: false,
+        }
+    }
+
+    /// Sampler and manager hand an input over around a switch: a chunk both
+    /// see is counted once, and continuity runs on across the two.
+    #[test]
+    fn a_chunk_is_recorded_once() {
+        let m = Monitor::default();
+        let (mut sampler, mut manager) = (Scan::default(), Scan::default());
+        let c0 = chunk(0, pkt(0x100, true, 0, Some(0xE0)), true);
+        let c1 = chunk(1, pkt(0x100, false, 1, None), false);
+        record(&m, &mut sampler, &c0, 10);
+        record(&m, &mut sampler, &c1, 20);
+        // The manager joins at the access point it already saw through the
+        // sampler, then goes on.
+        record(&m, &mut manager, &c0, 30);
+        record(&m, &mut manager, &c1, 30);
+        record(
+            &m,
+            &mut manager,
+            &chunk(2, pkt(0x100, false, 2, None), false),
+            40,
+        );
+        assert_eq!(m.access_points.load(Ordering::Relaxed), 1);
+        assert_eq!(m.bytes.load(Ordering::Relaxed), 3 * PACKET_SIZE as u64);
+        assert_eq!(m.last_data.load(Ordering::Relaxed), 40);
+        assert_eq!(m.cc_errors.load(Ordering::Relaxed), 0);
+        // The late sampler (cancelled, one chunk behind) adds nothing.
+        record(
+            &m,
+            &mut sampler,
+            &chunk(2, pkt(0x100, false, 2, None), false),
+            50,
+        );
+        assert_eq!(m.last_data.load(Ordering::Relaxed), 40);
+    }
 }

@@ -614,7 +614,6 @@ impl Task {
                 self.out.write(data).is_ok()
             }
             Ok(Item::Lagged { lost }) => {
-                self.scan = monitor::Scan::default();
                 tracing::warn!(stream = %self.code, lost, "manager fell behind its input");
                 if self.wrote {
                     self.splicer.splice();

@@ -217,23 +217,14 @@ impl Connection {
         }
     }
 
-    /// Read some bytes; `Ok(None)` on EOF.
+    /// Read some bytes before publishing or playing (handshake, commands):
+    /// `deadline` bounds the whole setup. The publishing phase reads in
+    /// [`Self::serve_publisher`].
     async fn read(&mut self, buf: &mut [u8], deadline: tokio::time::Instant) -> Result<usize, End> {
-        let kicked = async {
-            match &self.publishing {
-                Some(p) => p.claim.cancelled().await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             () = self.cancel.cancelled() => Err(End::Shutdown),
-            () = kicked => Err(End::Kicked),
             r = tokio::time::timeout_at(deadline, self.socket.read(buf)) => match r {
-                Err(_) => Err(End::Timeout(if self.publishing.is_some() {
-                    "publisher idle"
-                } else {
-                    "no publish or play request in time"
-                })),
+                Err(_) => Err(End::Timeout("no publish or play request in time")),
                 Ok(Ok(0)) => Err(End::Closed),
                 Ok(Ok(n)) => Ok(n),
                 Ok(Err(e)) => Err(End::Error(format!("read: {e}"))),
